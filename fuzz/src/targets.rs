@@ -1,1 +1,35 @@
 //! One function per fuzz target.
+
+use cairn_core::crypto::{spki, VerifyingKey};
+use cairn_core::quote::{verify_quote, Expected, QuoteParts};
+use cairn_core::tpm::{decode_pcr_blob, encode_pcr_blob, Attest, Public, Signature};
+
+/// TPM structures: each parser on the whole input; what parses re-encodes to the same bytes.
+pub fn tpm_structures(data: &[u8]) {
+    if let Ok(a) = Attest::parse(data) {
+        assert_eq!(a.to_bytes(), data, "TPMS_ATTEST re-encodes differently");
+    }
+    if let Ok(s) = Signature::parse(data) {
+        assert_eq!(s.to_bytes(), data, "TPMT_SIGNATURE re-encodes differently");
+    }
+    if let Ok(p) = Public::parse_tpm2b(data) {
+        assert_eq!(p.to_tpm2b(), data, "TPM2B_PUBLIC re-encodes differently");
+        let _ = spki::to_spki_der(&p.key);
+    }
+    if let Ok(v) = decode_pcr_blob(data) {
+        let _ = encode_pcr_blob(&v);
+    }
+    let _ = spki::from_spki_der(data);
+}
+
+/// A whole quote check over input split into key, message, signature and PCRs.
+pub fn quote(data: &[u8]) {
+    let mut parts = data.splitn(4, |b| *b == 0xA5);
+    let (Some(k), Some(m), Some(s), Some(p)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    if let Ok(public) = Public::parse_tpm2b(k) {
+        let key = VerifyingKey::from_public(&public);
+        let _ = verify_quote(&key, QuoteParts { message: m, signature: s, pcrs: p }, Expected::nonce(b"nonce"));
+    }
+}

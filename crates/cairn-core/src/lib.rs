@@ -13,8 +13,11 @@
 
 pub mod alg;
 pub mod codec;
+pub mod crypto;
 pub mod error;
 pub mod pcr;
+pub mod quote;
+pub mod tpm;
 
 pub use alg::{AlgId, Digest, HashAlg};
 pub use error::ParseError;
