@@ -1,1 +1,52 @@
-fn main() {}
+//! `cairn`: one binary for every Cairn role and tool.
+//!
+//! Subcommands are thin: they read files, flags and the network, hand bytes to `cairn-core` for
+//! every judgement, and print. `main` prints an error chain once and maps outcomes to exit codes.
+
+#![allow(unreachable_pub)] // a binary: `pub` marks what a module offers its siblings
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Cairn — hardware-rooted trust for IaaS clouds, layer by layer.
+#[derive(Parser)]
+#[command(name = "cairn", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check TPM quotes.
+    #[command(subcommand)]
+    Quote(cmd::quote::QuoteCommand),
+    /// Work with a TPM (hardware or swtpm): make quotes, read and extend PCRs.
+    #[command(subcommand)]
+    Tpm(cmd::tpm::TpmCommand),
+    /// Benchmarks; each prints JSON.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+    /// Run the local demo: a fresh swtpm, EK and AK, a quote, and its verification.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Quote(c) => c.run(),
+        Command::Tpm(c) => c.run(),
+        Command::Bench(c) => c.run(),
+        Command::Demo(a) => a.run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

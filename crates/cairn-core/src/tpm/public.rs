@@ -224,6 +224,48 @@ impl Public {
         Ok(Public { alg, name_alg, attributes, auth_policy, params, key, raw })
     }
 
+    /// The public area a TPM would show for a restricted signing key (an AK) holding `key` with a
+    /// fixed `scheme`/`hash`, nameAlg SHA-256. Used to give software keys (benchmarks, the fleet
+    /// simulator) the same shape as TPM keys; never a stand-in for a TPM in a correctness check.
+    pub fn for_signing_key(key: &PublicKey, scheme: SigScheme, hash: HashAlg) -> Result<Public, ParseError> {
+        let mut t = Vec::with_capacity(400);
+        let attributes = attrs::FIXED_TPM
+            | attrs::FIXED_PARENT
+            | attrs::SENSITIVE_DATA_ORIGIN
+            | attrs::USER_WITH_AUTH
+            | attrs::RESTRICTED
+            | attrs::SIGN;
+        match key {
+            PublicKey::Rsa { n, e } => {
+                t.put_u16_be(AlgId::RSA.0);
+                t.put_u16_be(AlgId::SHA256.0);
+                t.put_u32_be(attributes);
+                t.put_tpm2b(&[]);
+                t.put_u16_be(AlgId::NULL.0);
+                t.put_u16_be(scheme.alg_id().0);
+                t.put_u16_be(hash.alg_id().0);
+                t.put_u16_be(u16::try_from(n.len() * 8).unwrap_or(0));
+                t.put_u32_be(if *e == 65537 { 0 } else { *e });
+                t.put_tpm2b(n);
+            }
+            PublicKey::Ecc { curve, x, y } => {
+                t.put_u16_be(AlgId::ECC.0);
+                t.put_u16_be(AlgId::SHA256.0);
+                t.put_u32_be(attributes);
+                t.put_tpm2b(&[]);
+                t.put_u16_be(AlgId::NULL.0);
+                t.put_u16_be(scheme.alg_id().0);
+                t.put_u16_be(hash.alg_id().0);
+                t.put_u16_be(curve.id());
+                t.put_u16_be(AlgId::NULL.0);
+                t.put_tpm2b(x);
+                t.put_tpm2b(y);
+            }
+            PublicKey::Symmetric(_) => return Err(ParseError::text("public key", "a symmetric object cannot sign quotes")),
+        }
+        Public::parse_tpmt(&t)
+    }
+
     /// The TPMT_PUBLIC bytes as parsed.
     pub fn tpmt_bytes(&self) -> &[u8] {
         &self.raw

@@ -1,0 +1,25 @@
+//! `cairn bench …`: benchmarks that print JSON. Targets live here, never in timed tests.
+
+mod quote_material;
+mod quote_verify;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+/// Benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Quote verifications per second per core (RSA-2048, ECDSA P-256, SM2): the whole check
+    /// (parse, signature, nonce, PCR digest) against the bare signature check alone.
+    QuoteVerify(quote_verify::QuoteVerifyArgs),
+}
+
+impl BenchCommand {
+    /// Runs the benchmark.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            BenchCommand::QuoteVerify(a) => a.run(),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! One module per subcommand group.
+
+pub mod bench;
+pub mod demo;
+pub mod quote;
+pub mod tpm;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Reads a whole file, naming it in the error.
+pub fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
