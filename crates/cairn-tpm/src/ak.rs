@@ -313,6 +313,7 @@ fn persist(ctx: &mut Context, key: ObjectHandle, persistent: PersistentTpmHandle
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use tss_esapi::interface_types::algorithm::HashingAlgorithm;

@@ -80,6 +80,7 @@ pub(crate) fn tss_digest(d: &Digest) -> Result<TssDigest, TpmError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

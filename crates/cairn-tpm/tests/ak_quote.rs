@@ -1,4 +1,5 @@
 //! AKs of every algorithm: persisted and reused, quoting, and tpm2_checkquote accepting our quotes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! ActivateCredential on credentials made offline by tpm2_makecredential.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

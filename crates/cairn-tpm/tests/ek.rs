@@ -1,4 +1,5 @@
 //! Endorsement keys and certificates on a swtpm manufactured by swtpm_setup.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! PCR extend, reset and read, checked against tpm2_pcrread.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -155,8 +155,9 @@ impl Swtpm {
             if let Ok(Some(status)) = self.guard.try_wait() {
                 return Err(Died(format!("swtpm exited ({status}): {}", self.log_tail())));
             }
-            // Probe the sockets first: a refused TCTI connection makes libtss2 log errors.
-            if listening(self.port) && listening(self.port.wrapping_add(1)) {
+            // Talk to the TPM only once *our* swtpm listens on both ports: another process may
+            // hold them, and then our swtpm is about to die while theirs would answer.
+            if self.owns_ports() {
                 if let Ok(mut tpm) = Tpm::open(&tcti) {
                     if tpm.handle_exists(0x8100_0000).is_ok() {
                         return Ok(self);
@@ -169,6 +170,16 @@ impl Swtpm {
                 return Err(Died(log));
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether our swtpm listens on its data and control ports. Where /proc cannot tell, falls
+    /// back to "something accepts connections there".
+    fn owns_ports(&self) -> bool {
+        let ctrl = self.port.wrapping_add(1);
+        match (listener_owner(self.pid, self.port), listener_owner(self.pid, ctrl)) {
+            (Some(a), Some(b)) => a && b,
+            _ => listening(self.port) && listening(ctrl),
         }
     }
 
@@ -211,6 +222,34 @@ struct Died(String);
 /// Whether something accepts TCP connections on loopback `port`.
 fn listening(port: u16) -> bool {
     TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200)).is_ok()
+}
+
+/// Whether process `pid` holds the loopback TCP listener on `port`: the listener's socket inode
+/// (from /proc/net/tcp) is among the process's open files. `None` if /proc/net/tcp is unreadable.
+fn listener_owner(pid: u32, port: u16) -> Option<bool> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    let wanted = format!(":{port:04X}");
+    let inodes: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT, st 0A is LISTEN, inode is column 9.
+            let local = cols.get(1)?;
+            (local.ends_with(&wanted) && cols.get(3) == Some(&"0A")).then(|| cols.get(9).copied()).flatten()
+        })
+        .collect();
+    if inodes.is_empty() {
+        return Some(false);
+    }
+    // An unreadable fd directory means the process is gone.
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Some(false);
+    };
+    Some(fds.filter_map(Result::ok).filter_map(|e| fs::read_link(e.path()).ok()).any(|target| {
+        let t = target.to_string_lossy();
+        inodes.iter().any(|i| t == format!("socket:[{i}]"))
+    }))
 }
 
 /// A data port P such that P and P+1 could both be bound on loopback just now.

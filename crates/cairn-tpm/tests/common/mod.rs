@@ -1,6 +1,6 @@
 //! Shared test scaffolding: a swtpm per test (in its own temp dir), one CA per test binary,
 //! tpm2-tools as the independent peer, and tpm2-tools' PCR file format.
-#![allow(dead_code, missing_docs, unreachable_pub)]
+#![allow(dead_code, missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
