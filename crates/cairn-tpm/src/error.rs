@@ -11,7 +11,7 @@ use cairn_core::ParseError;
 use thiserror::Error;
 
 /// What a TPM command acted on, for error messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     /// Nothing in particular (e.g. GetCapability).
     None,
@@ -21,6 +21,8 @@ pub enum Target {
     Nv(u32),
     /// A PCR.
     Pcr(u8),
+    /// A PCR selection, in tpm2-tools syntax.
+    Pcrs(String),
 }
 
 impl fmt::Display for Target {
@@ -30,6 +32,7 @@ impl fmt::Display for Target {
             Target::Handle(h) => write!(f, " on handle {h:#010x}"),
             Target::Nv(i) => write!(f, " on NV index {i:#010x}"),
             Target::Pcr(p) => write!(f, " on PCR {p}"),
+            Target::Pcrs(s) => write!(f, " on PCRs {s}"),
         }
     }
 }
@@ -140,5 +143,23 @@ impl TpmError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TpmError {
         let path = path.into();
         move |source| TpmError::Io { path, source }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_errors_name_operation_target_and_code() {
+        let source = tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::InvalidParam);
+        let e = TpmError::cmd("TPM2_NV_Read", Target::Nv(0x01c0_0002))(source);
+        let text = e.to_string();
+        assert!(text.starts_with("TPM2_NV_Read on NV index 0x01c00002 failed: "), "{text}");
+        let e = TpmError::cmd("TPM2_PCR_Read", Target::Pcrs("sha256:0,1".into()))(source);
+        assert!(e.to_string().contains("on PCRs sha256:0,1"));
+        let e = TpmError::cmd("TPM2_Quote", Target::Handle(0x8101_0010))(source);
+        assert!(e.to_string().contains("on handle 0x81010010"));
     }
 }

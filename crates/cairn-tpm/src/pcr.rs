@@ -26,7 +26,7 @@ impl Tpm {
                 .map_err(|source| TpmError::Parse { what: "PCR selection", source })?;
             let (_, read_list, digests) = self
                 .ctx
-                .execute_without_session(|ctx| ctx.pcr_read(selection_list(&want)?).map_err(TpmError::cmd(op, Target::None)))?;
+                .execute_without_session(|ctx| ctx.pcr_read(selection_list(&want)?).map_err(TpmError::cmd(op, Target::Pcrs(want.to_string()))))?;
             let read = pcr_selection(&read_list)?;
             let mut values = digests.value().iter();
             let mut progress = false;

@@ -43,13 +43,13 @@ impl Tpm {
         let target = Target::Handle(ak.handle);
         for _ in 0..QUOTE_ATTEMPTS {
             let pcrs = self.pcr_read(sel)?;
-            let data = Data::try_from(nonce).map_err(TpmError::cmd(op, target))?;
+            let data = Data::try_from(nonce).map_err(TpmError::cmd(op, target.clone()))?;
             let list = selection_list(sel)?;
             let (attest, signature) = self.with_persistent(ak.handle, |ctx, obj| {
                 ctx.execute_with_session(Some(AuthSession::Password), |ctx| {
                     ctx.quote(obj.into(), data, SignatureScheme::Null, list)
                 })
-                .map_err(TpmError::cmd(op, target))
+                .map_err(TpmError::cmd(op, target.clone()))
             })?;
             let AttestInfo::Quote { info } = attest.attested() else {
                 return Err(TpmError::Unexpected { op, detail: "the attestation is not a quote".into() });
@@ -61,7 +61,7 @@ impl Tpm {
             if pcrs.composite_digest(ak.hash).as_bytes() != info.pcr_digest().value() {
                 continue;
             }
-            let attest = attest.marshall().map_err(TpmError::cmd("marshalling TPMS_ATTEST", target))?;
+            let attest = attest.marshall().map_err(TpmError::cmd("marshalling TPMS_ATTEST", target.clone()))?;
             let signature = signature.marshall().map_err(TpmError::cmd("marshalling TPMT_SIGNATURE", target))?;
             return Ok(Quote { attest, signature, pcrs });
         }

@@ -4,7 +4,7 @@
 mod common;
 
 use cairn_tpm::EkKind;
-use common::TestTpm;
+use common::{path_str, TestTpm};
 use tss_esapi::structures::{Public, PublicBuffer};
 use tss_esapi::traits::UnMarshall;
 
@@ -34,6 +34,18 @@ fn persisted_rsa_ek_matches_its_certificate() {
 
     // The same bytes through the generic NV read.
     assert_eq!(tpm.nv_read(EkKind::Rsa2048.cert_index()).unwrap(), cert);
+    drop(tpm);
+
+    // The CA's root and issuer certificates chain to it (openssl as the independent judge).
+    let der = t.write("ek.der", &cert[..len]);
+    let pem = t.file("ek.pem");
+    let ca = common::ca();
+    let openssl = |args: &[&str]| std::process::Command::new("openssl").args(args).output().unwrap();
+    assert!(openssl(&["x509", "-inform", "der", "-in", path_str(&der), "-out", path_str(&pem)]).status.success());
+    let verify = openssl(&[
+        "verify", "-CAfile", path_str(&ca.root_pem()), "-untrusted", path_str(&ca.issuer_pem()), path_str(&pem),
+    ]);
+    assert!(verify.status.success(), "{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
 }
 
 #[test]
