@@ -107,3 +107,20 @@ fn swtpm_dies_with_its_owner() {
     child.wait().unwrap();
     assert!(gone_within(pid, Duration::from_secs(5)), "swtpm {pid} outlived its SIGKILLed owner");
 }
+
+#[test]
+fn concurrent_ca_creation_yields_one_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || cairn_tpm::swtpm::SwtpmCa::create(&path).unwrap())
+        })
+        .collect();
+    let roots: Vec<Vec<u8>> =
+        handles.into_iter().map(|h| std::fs::read(h.join().unwrap().root_pem()).unwrap()).collect();
+    assert!(roots[0].starts_with(b"-----BEGIN CERTIFICATE-----"));
+    assert!(roots.iter().all(|r| r == &roots[0]));
+    assert!(!path.join("bootstrap.lock").exists());
+}

@@ -12,6 +12,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{find_program, run};
 use crate::error::TpmError;
@@ -20,6 +22,9 @@ use crate::error::TpmError;
 const ROOT_CERT: &str = "swtpm-localca-rootca-cert.pem";
 /// Intermediate (issuer) certificate file name, as configured below.
 const ISSUER_CERT: &str = "issuercert.pem";
+
+/// How long to wait for another process bootstrapping the same CA.
+const BOOTSTRAP_WAIT: Duration = Duration::from_secs(30);
 
 /// A directory holding a `swtpm_localca` CA and the configuration files pointing at it.
 #[derive(Clone, Debug)]
@@ -35,10 +40,39 @@ impl SwtpmCa {
         let dir = fs::canonicalize(dir).map_err(TpmError::io(dir))?;
         let ca = SwtpmCa { dir };
         ca.write_config()?;
-        if !ca.root_pem().exists() || !ca.issuer_pem().exists() {
-            ca.bootstrap()?;
+        if !ca.exists() {
+            ca.bootstrap_once()?;
         }
         Ok(ca)
+    }
+
+    fn exists(&self) -> bool {
+        self.root_pem().exists() && self.issuer_pem().exists()
+    }
+
+    /// Bootstraps the CA unless another process is doing it, in which case waits for that.
+    /// (Test runners such as nextest run each test in its own process, all sharing one CA.)
+    fn bootstrap_once(&self) -> Result<(), TpmError> {
+        let lock = self.dir.join("bootstrap.lock");
+        let deadline = Instant::now() + BOOTSTRAP_WAIT;
+        loop {
+            match fs::create_dir(&lock) {
+                Ok(()) => {
+                    let result = if self.exists() { Ok(()) } else { self.bootstrap() };
+                    let _ = fs::remove_dir(&lock);
+                    return result;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if Instant::now() > deadline {
+                        // The holder died mid-way: take the lock over.
+                        let _ = fs::remove_dir(&lock);
+                    } else {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                Err(e) => return Err(TpmError::Io { path: lock, source: e }),
+            }
+        }
     }
 
     /// The CA directory.
@@ -87,7 +121,7 @@ impl SwtpmCa {
             (self.localca_options(), options.to_owned()),
             (self.setup_config(), setup),
         ] {
-            fs::write(&path, text).map_err(TpmError::io(path))?;
+            write_if_changed(&path, &text)?;
         }
         Ok(())
     }
@@ -128,4 +162,17 @@ impl SwtpmCa {
             })
         }
     }
+}
+
+/// Writes `text` to `path` unless it already holds exactly that, via a temporary file and a
+/// rename, so a concurrent reader (another test's swtpm_setup) never sees a truncated file.
+fn write_if_changed(path: &Path, text: &str) -> Result<(), TpmError> {
+    if fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
+    fs::write(&tmp, text).map_err(TpmError::io(&tmp))?;
+    fs::rename(&tmp, path).map_err(TpmError::io(path))
 }
