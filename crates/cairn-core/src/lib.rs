@@ -14,6 +14,7 @@
 pub mod alg;
 pub mod codec;
 pub mod error;
+pub mod eventlog;
 pub mod pcr;
 
 pub use alg::{AlgId, Digest, HashAlg};
