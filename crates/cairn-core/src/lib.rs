@@ -16,6 +16,7 @@ pub mod codec;
 pub mod error;
 pub mod eventlog;
 pub mod pcr;
+pub mod policy;
 
 pub use alg::{AlgId, Digest, HashAlg};
 pub use error::ParseError;

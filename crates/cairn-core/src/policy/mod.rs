@@ -1,0 +1,3 @@
+//! Policies: rules that judge evidence and say, for each failure, what and where.
+
+pub mod pcr;
