@@ -1,6 +1,7 @@
 //! Every UEFI event log of the shared test data against its sidecar: record count and final PCR
 //! values per bank (from an independent replay), or rejection for the must-fail ones.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
 use std::collections::BTreeMap;

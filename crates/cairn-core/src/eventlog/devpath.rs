@@ -155,6 +155,7 @@ impl fmt::Debug for DevicePath<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

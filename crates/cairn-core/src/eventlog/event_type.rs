@@ -115,6 +115,7 @@ impl fmt::Display for EventType {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

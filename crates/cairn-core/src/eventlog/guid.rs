@@ -77,6 +77,7 @@ impl FromStr for EfiGuid {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

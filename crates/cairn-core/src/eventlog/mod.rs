@@ -137,4 +137,5 @@ impl<'a> EventLog<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -102,8 +102,8 @@ pub fn replay(log: &EventLog<'_>) -> ReplayedPcrs {
         if !ev.is_measured() {
             if let Some(locality) = startup_locality(ev.data()) {
                 for b in banks.iter_mut().filter(|b| b.touched & 1 == 0) {
-                    if let Ok(d) = locality_start(b.alg, locality) {
-                        b.values[0] = d;
+                    if let (Ok(d), Some(v)) = (locality_start(b.alg, locality), b.values.get_mut(0)) {
+                        *v = d;
                         b.touched |= 1;
                     }
                 }

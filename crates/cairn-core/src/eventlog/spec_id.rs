@@ -177,6 +177,7 @@ fn check_size(alg: AlgId, size: u16, offset: usize) -> Result<(), ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

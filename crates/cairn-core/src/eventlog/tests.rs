@@ -1,4 +1,5 @@
 //! Unit tests of the log parser on synthetic logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::encode::{write_event2, write_legacy, write_measured, write_spec_id};
 use super::*;

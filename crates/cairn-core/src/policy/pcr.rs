@@ -168,6 +168,7 @@ impl PcrPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::pcr::PcrSelection;
