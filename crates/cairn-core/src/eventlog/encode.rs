@@ -82,12 +82,28 @@ impl EventLog<'_> {
     pub fn encode(&self) -> Result<Vec<u8>, ParseError> {
         let mut out = Vec::with_capacity(self.events().iter().map(|e| e.raw().len()).sum());
         for (i, ev) in self.events().iter().enumerate() {
-            if i == 0 && self.format() == LogFormat::CryptoAgile {
-                write_legacy(&mut out, ev.pcr, ev.event_type, &[0; 20], ev.data)?;
-            } else {
-                ev.write(self.format(), &mut out)?;
-            }
+            // The header record of a crypto-agile log is itself in the SHA-1 format.
+            let format = if i == 0 { LogFormat::Sha1 } else { self.format() };
+            ev.write(format, &mut out)?;
         }
         Ok(out)
     }
+}
+
+/// A synthetic crypto-agile log for benches and property tests: a Spec ID header for `banks`,
+/// then `records` measured records cycling through PCRs 0–7 with varied types and data sizes
+/// (up to 1 KiB), every digest the hash of its data. Deterministic.
+pub fn synthetic(banks: &[HashAlg], records: usize) -> Vec<u8> {
+    let spec = SpecIdEvent::new(banks);
+    let mut out = Vec::with_capacity(64 + records * 200);
+    let _ = write_spec_id(&mut out, &spec);
+    let types = [EventType::POST_CODE, EventType::EFI_ACTION, EventType::IPL, EventType::SEPARATOR];
+    let mut data = Vec::with_capacity(1024);
+    for i in 0..records {
+        data.clear();
+        data.extend((0..(i * 37) % 1024).map(|j| (i + j) as u8));
+        let ty = types.get(i % types.len()).copied().unwrap_or(EventType::POST_CODE);
+        let _ = write_measured(&mut out, &spec, (i % 8) as u32, ty, &data);
+    }
+    out
 }

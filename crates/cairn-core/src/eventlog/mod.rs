@@ -77,7 +77,7 @@ impl<'a> EventLog<'a> {
         let (first, mut first_data) = record::read_legacy(&mut r, 0).map_err(in_record(0, 0))?;
         let agile = first.event_type.is_no_action() && SpecIdEvent::is_spec_id(first.data);
         if !agile {
-            let mut events = Vec::with_capacity(bytes.len() / 64 + 1);
+            let mut events = Vec::with_capacity(bytes.len() / 256 + 1);
             events.push(first);
             while !r.is_empty() {
                 let (index, offset) = (events.len(), r.offset());
@@ -87,7 +87,8 @@ impl<'a> EventLog<'a> {
             return Ok(EventLog { format: LogFormat::Sha1, spec_id: None, events, padding: 0 });
         }
         let spec = SpecIdEvent::read(&mut first_data).map_err(in_record(0, 0))?;
-        let mut events = Vec::with_capacity(bytes.len() / 96 + 1);
+        // Typical UEFI records are 100–500 bytes; the Vec doubles if the guess is low.
+        let mut events = Vec::with_capacity(bytes.len() / 256 + 1);
         events.push(first);
         let mut padding = 0;
         while !r.is_empty() {
