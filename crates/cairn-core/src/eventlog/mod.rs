@@ -138,5 +138,4 @@ impl<'a> EventLog<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
