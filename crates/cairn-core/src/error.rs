@@ -78,6 +78,18 @@ pub enum ParseError {
         /// Length required.
         expected: usize,
     },
+    /// An entry of a list (a log record, a list element) is malformed; `source` says how.
+    #[error("{list} entry {index} at offset {offset}: {source}")]
+    Entry {
+        /// The list, e.g. "event log".
+        list: &'static str,
+        /// Index of the entry (0-based).
+        index: usize,
+        /// Absolute offset where the entry starts.
+        offset: usize,
+        /// What is wrong inside the entry.
+        source: Box<ParseError>,
+    },
     /// Text input (hex, base64, PEM, a selection string) is malformed.
     #[error("{what}: {detail}")]
     Text {

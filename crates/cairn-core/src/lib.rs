@@ -15,7 +15,9 @@ pub mod alg;
 pub mod codec;
 pub mod crypto;
 pub mod error;
+pub mod eventlog;
 pub mod pcr;
+pub mod policy;
 pub mod quote;
 pub mod tpm;
 
