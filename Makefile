@@ -1,3 +1,41 @@
-.PHONY: test
-test:
-	cargo test --workspace
+# Cairn — the two entry points are `make demo` and `make test`; both install what they need.
+SHELL := /bin/bash
+CARGO ?= cargo
+TESTDATA ?= $(CURDIR)/../shared/testdata
+
+.PHONY: demo test deps deps-test build unit doc-tests fuzz-smoke bench clean
+
+## demo: the local demo — a fresh swtpm, EK and AK, a quote, its verification.
+demo: deps
+	$(CARGO) build --release -p cairn
+	./target/release/cairn demo
+
+## test: the whole suite (unit, integration on real swtpm, vectors, doc tests, fuzz smoke).
+test: deps-test unit doc-tests fuzz-smoke
+
+deps:
+	@scripts/install-deps.sh
+
+deps-test:
+	@scripts/install-deps.sh --test
+
+unit:
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+doc-tests:
+	$(CARGO) test --workspace --doc
+
+## fuzz-smoke: every fuzz target over the shared vectors and mutations of them (stable toolchain).
+fuzz-smoke:
+	cd fuzz && CARGO_TARGET_DIR=../target/fuzz $(CARGO) build --release --bins
+	@for t in $$(sed -n 's/^name = "\(.*\)"/\1/p' fuzz/Cargo.toml | grep -v cairn-fuzz); do \
+		./target/fuzz/release/$$t $(TESTDATA) || exit 1; \
+	done
+
+## bench: benchmarks, JSON on stdout.
+bench: deps
+	$(CARGO) build --release -p cairn
+	./target/release/cairn bench quote-verify
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing Cairn needs on Debian, when it is missing.
+# Debian packages: swtpm (software TPM), swtpm-tools (swtpm_setup, local EK CA), tpm2-tools
+# (the independent peer in tests), libtss2-dev + pkg-config (tss-esapi), openssl (cross-checks).
+set -euo pipefail
+
+PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config gcc g++ make openssl ca-certificates)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "Cairn needs these Debian packages: ${missing[*]}" >&2
+        echo "Run this as root, or install them first: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "Cairn needs a Rust toolchain (cargo, Rust >= 1.85): see https://rustup.rs" >&2
+    exit 1
+fi
+if [[ "${1:-}" == "--test" ]] && ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
