@@ -11,7 +11,7 @@ demo: deps
 	./target/release/cairn demo
 
 ## test: the whole suite (unit, integration on real swtpm, vectors, doc tests, fuzz smoke).
-test: deps-test unit doc-tests fuzz-smoke
+test: deps-test fuzz-smoke doc-tests unit
 
 deps:
 	@scripts/install-deps.sh
