@@ -14,7 +14,9 @@
 pub mod alg;
 pub mod codec;
 pub mod error;
+pub mod ima;
 pub mod pcr;
+pub mod policy;
 
 pub use alg::{AlgId, Digest, HashAlg};
 pub use error::ParseError;

@@ -1,0 +1,3 @@
+//! Policies: what evidence must look like for a node to be trusted.
+
+pub mod runtime;

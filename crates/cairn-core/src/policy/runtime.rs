@@ -1,0 +1,1 @@
+//! Keylime runtime policies (placeholder).
