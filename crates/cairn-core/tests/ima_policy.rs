@@ -1,6 +1,8 @@
 //! Every runtime-policy case in the shared testdata gives the outcome Keylime's own verifier code
 //! recorded: pass/fail, the same failure event ids, and the same running PCR 10.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

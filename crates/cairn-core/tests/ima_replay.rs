@@ -1,6 +1,8 @@
 //! Every IMA list in the shared testdata replays to the PCR 10 values and entry counts its sidecar
 //! records; incremental replay equals full replay; the prefix a quote covers is found.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use cairn_core::ima::{self, BankSet, ReplayConfig, ReplayState, Replayer};

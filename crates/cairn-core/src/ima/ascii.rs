@@ -33,7 +33,9 @@ fn parse_template_hash(hex_text: &[u8]) -> Result<TemplateHash, ParseError> {
     let mut buf = [0u8; crate::alg::MAX_DIGEST_LEN];
     let n = hex_text.len() / 2;
     let out = buf.get_mut(..n).ok_or_else(|| ParseError::text("template hash", "longer than 64 bytes"))?;
-    hex::decode_to_slice(hex_text, out).map_err(|e| ParseError::text("template hash", e.to_string()))?;
+    if !crate::ima::field::decode_hex(hex_text, out) {
+        return Err(ParseError::text("template hash", "not an even number of hex digits"));
+    }
     if n == 0 {
         return Err(ParseError::text("template hash", "empty"));
     }
@@ -101,19 +103,20 @@ fn d_ng(text: &[u8]) -> Result<FileDigest<'_>, ParseError> {
 
 /// Splits at the first space; the field before it must exist (the rest may be empty).
 fn split_field<'a>(s: &'a [u8], field: &'static str) -> Result<(&'a [u8], &'a [u8]), ParseError> {
-    let i = s.iter().position(|b| *b == b' ').ok_or_else(|| ParseError::text(field, "missing field"))?;
+    let i = memchr::memchr(b' ', s).ok_or_else(|| ParseError::text(field, "missing field"))?;
     Ok((s.get(..i).unwrap_or_default(), s.get(i + 1..).unwrap_or_default()))
 }
 
 /// Splits the last field off (it may be empty, or absent when the trailing space was trimmed).
 fn split_last(s: &[u8]) -> (&[u8], &[u8]) {
-    match s.iter().rposition(|b| *b == b' ') {
+    match memchr::memrchr(b' ', s) {
         Some(i) => (s.get(..i).unwrap_or_default(), s.get(i + 1..).unwrap_or_default()),
         None => (s, &[]),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -114,6 +114,7 @@ fn n_ng<'a>(r: &mut Reader<'a>, e: Endian) -> Result<&'a [u8], ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -42,7 +42,7 @@ impl FileHashAlg {
     }
 
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             FileHashAlg::Md5 => 16,
             FileHashAlg::Sha1 => 20,
@@ -80,12 +80,12 @@ impl<'a> FileDigest<'a> {
             return Err(ParseError::TooLarge { field, offset: 0, size: digest.len(), max: MAX_DIGEST_LEN });
         }
         if let Some(alg) = FileHashAlg::from_name(algo) {
-            if alg.len() != digest.len() {
+            if alg.digest_len() != digest.len() {
                 return Err(ParseError::DigestLength {
                     field,
                     alg: alg_name(alg),
                     len: digest.len(),
-                    expected: alg.len(),
+                    expected: alg.digest_len(),
                 });
             }
         }
@@ -102,7 +102,9 @@ impl<'a> FileDigest<'a> {
             return Err(ParseError::TooLarge { field, offset: 0, size: n, max: MAX_DIGEST_LEN });
         }
         let out = buf.get_mut(..n).unwrap_or_default();
-        hex::decode_to_slice(hex_text, out).map_err(|e| ParseError::text(field, e.to_string()))?;
+        if !decode_hex(hex_text, out) {
+            return Err(ParseError::text(field, "not an even number of hex digits"));
+        }
         FileDigest::new(algo, out, field)
     }
 
@@ -149,6 +151,45 @@ impl fmt::Debug for FileDigest<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", String::from_utf8_lossy(self.algo), self.to_hex())
     }
+}
+
+/// Value of each byte as a hex digit, 0xFF when it is not one.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn hex_value(c: u8) -> u8 {
+    HEX_VALUE.get(usize::from(c)).copied().unwrap_or(0xFF)
+}
+
+/// Decodes hex `src` into `dst` (which must be exactly half as long); false on any bad digit.
+/// A table lookup per digit: this runs twice per entry of an ASCII log.
+pub(crate) fn decode_hex(src: &[u8], dst: &mut [u8]) -> bool {
+    if src.len() != dst.len() * 2 {
+        return false;
+    }
+    let mut bad = 0u8;
+    for (d, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        let (hi, lo) = match pair {
+            [h, l] => (hex_value(*h), hex_value(*l)),
+            _ => (0xFF, 0xFF),
+        };
+        bad |= (hi | lo) & 0xF0;
+        *d = (hi << 4) | (lo & 0x0F);
+    }
+    bad == 0
 }
 
 /// An opaque template field (`sig`, `buf`, `modsig`): raw bytes, or hex text from the ASCII log.
@@ -206,6 +247,7 @@ impl<'a> Blob<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

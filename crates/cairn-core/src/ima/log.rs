@@ -96,7 +96,7 @@ impl<'a> Entries<'a> {
             if rest.is_empty() {
                 return None;
             }
-            let (line, advance) = match rest.iter().position(|b| *b == b'\n') {
+            let (line, advance) = match memchr::memchr(b'\n', rest) {
                 Some(i) => (rest.get(..i).unwrap_or_default(), i + 1),
                 None => (rest, rest.len()),
             };
@@ -165,6 +165,7 @@ pub fn parse(input: &[u8]) -> Result<Vec<ImaEntry<'_>>, LogError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

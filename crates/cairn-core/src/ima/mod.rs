@@ -19,6 +19,7 @@ pub mod ascii;
 pub mod binary;
 pub mod entry;
 pub mod field;
+mod hash;
 pub mod log;
 pub mod replay;
 pub mod synth;

@@ -13,6 +13,7 @@
 use crate::alg::{Digest, HashAlg};
 use crate::error::ParseError;
 use crate::ima::entry::ImaEntry;
+use crate::ima::hash;
 use crate::ima::log::{Entries, LogError};
 
 /// PCR IMA extends unless its policy says otherwise (CONFIG_IMA_MEASURE_PCR_IDX).
@@ -201,11 +202,11 @@ impl Replayer {
         for (i, alg) in HashAlg::ALL.into_iter().enumerate() {
             let Some(Some(BankValue::Value(old))) = state.banks.get(i) else { continue };
             let new = if violation {
-                BankValue::Value(alg.extend(old, alg.ones().as_bytes()))
+                BankValue::Value(hash::extend(alg, old, alg.ones().as_bytes()))
             } else if alg == HashAlg::Sha1 && logged.len() == alg.len() {
-                BankValue::Value(alg.extend(old, logged))
+                BankValue::Value(hash::extend(alg, old, logged))
             } else if let Some(d) = data {
-                BankValue::Value(alg.extend(old, alg.hash(d).as_bytes()))
+                BankValue::Value(hash::extend(alg, old, hash::hash(alg, d).as_bytes()))
             } else {
                 BankValue::Unavailable { entry: index }
             };
@@ -214,7 +215,7 @@ impl Replayer {
             }
         }
         let template_hash_ok = match (self.config.template_hash_alg, data) {
-            (Some(alg), Some(d)) => Some(alg.hash(d).as_bytes() == logged),
+            (Some(alg), Some(d)) => Some(hash::hash(alg, d).as_bytes() == logged),
             _ => None,
         };
         Step { template_hash_ok }

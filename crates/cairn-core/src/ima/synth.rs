@@ -50,6 +50,7 @@ pub fn generate(n: usize) -> Synthetic {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::ima::replay::{replay, BankSet};

@@ -36,6 +36,7 @@ pub fn from_flat(allowlist: &str, exclude_list: Option<&str>) -> Result<RuntimeP
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -54,9 +54,36 @@ impl std::fmt::Debug for AllowedDigest {
     }
 }
 
+/// A fast multiplicative hash for path lookups. Keys come from the (trusted) policy; the log only
+/// looks up, and colliding lookups cannot degrade the table, so a DoS-resistant hash buys nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PathHasher(u64);
+
+impl std::hash::Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type PathBuild = std::hash::BuildHasherDefault<PathHasher>;
+
 /// Path (or keyring / buffer name) → allowed digests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DigestMap(HashMap<Box<[u8]>, Vec<AllowedDigest>>);
+pub struct DigestMap(HashMap<Box<[u8]>, Vec<AllowedDigest>, PathBuild>);
 
 impl DigestMap {
     /// Allowed digests of `path`, `None` when the path is not listed.
@@ -83,7 +110,7 @@ impl DigestMap {
     }
 
     fn from_json(section: &'static str, m: BTreeMap<String, Vec<String>>) -> Result<DigestMap, PolicyError> {
-        let mut out = DigestMap(HashMap::with_capacity(m.len()));
+        let mut out = DigestMap(HashMap::with_capacity_and_hasher(m.len(), PathBuild::default()));
         for (path, list) in m {
             for value in list {
                 let d = AllowedDigest::from_hex(&value)

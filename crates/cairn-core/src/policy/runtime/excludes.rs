@@ -65,6 +65,7 @@ fn first_bad(patterns: &[String], anchored: &[String]) -> PolicyError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

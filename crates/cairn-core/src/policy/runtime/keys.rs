@@ -262,3 +262,68 @@ fn algorithms(
     };
     Some((v, d))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair};
+
+    fn header(keyid: u32, hash_algo: u8, sig: &[u8]) -> Vec<u8> {
+        let mut v = vec![3, 2, hash_algo];
+        v.extend_from_slice(&keyid.to_be_bytes());
+        v.extend_from_slice(&(sig.len() as u16).to_be_bytes());
+        v.extend_from_slice(sig);
+        v
+    }
+
+    #[test]
+    fn ecdsa_p256_digsig_verifies_by_keyid() {
+        let kp = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let spki = kp.public_key().as_der().unwrap();
+        let key = PublicKey::from_spki(spki.as_ref()).unwrap();
+        assert_eq!(key.kind, KeyKind::P256);
+        assert_eq!(key.keyid, keyid_of(kp.public_key().as_ref()));
+        let content = b"#!/bin/sh\necho hello\n";
+        let raw_sig = kp.sign(&SystemRandom::new(), content).unwrap();
+        let file_digest = awsd::digest(&awsd::SHA256, content);
+        let d = FileDigest::new(b"sha256", file_digest.as_ref(), "d-ng").unwrap();
+        let mut rings = Keyrings::default();
+        rings.add("tenant", key.clone());
+        let good = header(key.keyid, 4, raw_sig.as_ref());
+        assert_eq!(rings.verify(&good, &d), Ok(()));
+        assert_eq!(rings.verify(&header(key.keyid ^ 1, 4, raw_sig.as_ref()), &d), Err(SignatureError::UnknownKey(key.keyid ^ 1)));
+        assert_eq!(rings.verify(&header(key.keyid, 6, raw_sig.as_ref()), &d), Err(SignatureError::HashMismatch));
+        let mut bad = good.clone();
+        let last = bad.len() - 3;
+        bad[last] ^= 1;
+        assert_eq!(rings.verify(&bad, &d), Err(SignatureError::Invalid));
+        assert_eq!(rings.verify(&good[..good.len() - 1], &d), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn rsa_pkcs1_digsig_verifies() {
+        let kp = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let spki = kp.public_key().as_der().unwrap();
+        let key = PublicKey::from_spki(spki.as_ref()).unwrap();
+        assert_eq!(key.kind, KeyKind::Rsa);
+        let content = b"binary";
+        let mut raw = vec![0u8; kp.public_modulus_len()];
+        kp.sign(&sig::RSA_PKCS1_SHA256, &SystemRandom::new(), content, &mut raw).unwrap();
+        let file_digest = awsd::digest(&awsd::SHA256, content);
+        let d = FileDigest::new(b"sha256", file_digest.as_ref(), "d-ng").unwrap();
+        let mut rings = Keyrings::default();
+        rings.add("tenant", key.clone());
+        assert_eq!(rings.verify(&header(key.keyid, 4, &raw), &d), Ok(()));
+    }
+
+    #[test]
+    fn der_walk_refuses_garbage() {
+        assert!(PublicKey::from_spki(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(PublicKey::from_spki(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_err());
+        assert!(PublicKey::from_der_any(b"").is_none());
+        assert!(PublicKey::from_certificate(&[0x30, 0x03, 0x30, 0x01, 0x00]).is_err());
+    }
+}
