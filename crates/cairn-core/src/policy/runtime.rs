@@ -13,7 +13,7 @@ pub mod excludes;
 pub mod keys;
 
 pub use appraise::{appraise, Appraisal, AppraisalConfig, AppraisalState, EntryFailure, FailureReason, PcrOutcome};
-pub use document::{AllowedDigest, DigestMap, PolicyMeta, RuntimePolicy};
+pub use document::{AllowedDigest, DigestList, DigestMap, PolicyMeta, RuntimePolicy};
 pub use excludes::Excludes;
 pub use keys::{KeyKind, Keyrings, PublicKey, SignatureError};
 

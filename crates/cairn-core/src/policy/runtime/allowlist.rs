@@ -45,7 +45,7 @@ mod tests {
         let text = format!("{}  /usr/bin/a b\n\n{} %keyring:.ima\n", "ab".repeat(32), "cd".repeat(20));
         let p = from_flat(&text, Some("/tmp/.*\n\n")).unwrap();
         assert_eq!(p.digests.get(b"/usr/bin/a_b").unwrap().len(), 1);
-        assert_eq!(p.keyrings.get(b".ima").unwrap()[0].to_hex(), "cd".repeat(20));
+        assert_eq!(p.keyrings.get(b".ima").unwrap().iter().next().unwrap().to_hex(), "cd".repeat(20));
         assert!(p.excludes.matches(b"/tmp/x"));
         assert!(matches!(from_flat("zz /x", None), Err(PolicyError::BadAllowlistLine { line: 1, .. })));
     }

@@ -279,7 +279,7 @@ impl Judge<'_, '_> {
             None => return Some(FailureReason::NotInPolicy),
             Some(list) => list,
         };
-        if allowed.iter().any(|a| a.as_bytes() == digest.as_bytes()) {
+        if allowed.contains(digest.as_bytes()) {
             None
         } else {
             Some(FailureReason::DigestMismatch {

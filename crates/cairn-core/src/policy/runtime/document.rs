@@ -54,6 +54,42 @@ impl std::fmt::Debug for AllowedDigest {
     }
 }
 
+/// The digests allowed for one path; the first is stored inline, because almost every path has
+/// exactly one and a lookup should touch as little memory as possible.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DigestList {
+    first: Option<AllowedDigest>,
+    rest: Vec<AllowedDigest>,
+}
+
+impl DigestList {
+    /// The digests.
+    pub fn iter(&self) -> impl Iterator<Item = &AllowedDigest> {
+        self.first.iter().chain(self.rest.iter())
+    }
+    /// Number of digests.
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+    /// True when no digest is allowed (the path is listed with an empty list).
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+    /// True when `d` is allowed.
+    pub fn contains(&self, d: &[u8]) -> bool {
+        self.iter().any(|a| a.as_bytes() == d)
+    }
+    fn push(&mut self, d: AllowedDigest) {
+        if self.iter().any(|a| *a == d) {
+            return;
+        }
+        match self.first {
+            None => self.first = Some(d),
+            Some(_) => self.rest.push(d),
+        }
+    }
+}
+
 /// A fast multiplicative hash for path lookups. Keys come from the (trusted) policy; the log only
 /// looks up, and colliding lookups cannot degrade the table, so a DoS-resistant hash buys nothing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -83,20 +119,17 @@ type PathBuild = std::hash::BuildHasherDefault<PathHasher>;
 
 /// Path (or keyring / buffer name) → allowed digests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DigestMap(HashMap<Box<[u8]>, Vec<AllowedDigest>, PathBuild>);
+pub struct DigestMap(HashMap<Box<[u8]>, DigestList, PathBuild>);
 
 impl DigestMap {
     /// Allowed digests of `path`, `None` when the path is not listed.
-    pub fn get(&self, path: &[u8]) -> Option<&[AllowedDigest]> {
-        self.0.get(path).map(Vec::as_slice)
+    pub fn get(&self, path: &[u8]) -> Option<&DigestList> {
+        self.0.get(path)
     }
 
     /// Adds a digest for `path`.
     pub fn insert(&mut self, path: &str, d: AllowedDigest) {
-        let list = self.0.entry(path.as_bytes().into()).or_default();
-        if !list.contains(&d) {
-            list.push(d);
-        }
+        self.0.entry(path.as_bytes().into()).or_default().push(d);
     }
 
     /// Number of paths.
