@@ -16,6 +16,7 @@ pub mod codec;
 pub mod crypto;
 pub mod error;
 pub mod eventlog;
+pub mod ima;
 pub mod pcr;
 pub mod policy;
 pub mod quote;

@@ -1,4 +1,6 @@
-//! Policies: rules that judge evidence and say, for each failure, what and where.
+//! Policies: what evidence must look like for a node to be trusted, and for each failure,
+//! what and where.
 
 pub mod measured_boot;
 pub mod pcr;
+pub mod runtime;
