@@ -27,6 +27,15 @@ enum Command {
     /// Work with a TPM (hardware or swtpm): make quotes, read and extend PCRs.
     #[command(subcommand)]
     Tpm(cmd::tpm::TpmCommand),
+    /// Read and replay UEFI / TCG event logs.
+    #[command(subcommand)]
+    Eventlog(cmd::eventlog::EventlogCommand),
+    /// Replay and appraise IMA measurement lists.
+    #[command(subcommand)]
+    Ima(cmd::ima::ImaCommand),
+    /// Create policies from a machine's logs or files.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
     /// Benchmarks; each prints JSON.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -40,6 +49,9 @@ fn main() -> ExitCode {
         Command::Quote(c) => c.run(),
         Command::Tpm(c) => c.run(),
         Command::Bench(c) => c.run(),
+        Command::Eventlog(c) => c.run(),
+        Command::Ima(c) => c.run(),
+        Command::Policy(c) => c.run(),
         Command::Demo(a) => a.run(),
     };
     match result {

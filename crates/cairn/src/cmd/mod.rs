@@ -2,6 +2,9 @@
 
 pub mod bench;
 pub mod demo;
+pub mod eventlog;
+pub mod ima;
+pub mod policy;
 pub mod quote;
 pub mod tpm;
 

@@ -1,5 +1,6 @@
 //! `cairn bench …`: benchmarks that print JSON. Targets live here, never in timed tests.
 
+mod logs;
 mod quote_material;
 mod quote_verify;
 
@@ -13,6 +14,10 @@ pub enum BenchCommand {
     /// Quote verifications per second per core (RSA-2048, ECDSA P-256, SM2): the whole check
     /// (parse, signature, nonce, PCR digest) against the bare signature check alone.
     QuoteVerify(quote_verify::QuoteVerifyArgs),
+    /// IMA replay and full-digest policy appraisal of a synthetic ima-ng log (entries/s).
+    Ima(logs::ImaBenchArgs),
+    /// UEFI event log parse + replay (µs per log, records/s).
+    Eventlog(logs::EventlogBenchArgs),
 }
 
 impl BenchCommand {
@@ -20,6 +25,8 @@ impl BenchCommand {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             BenchCommand::QuoteVerify(a) => a.run(),
+            BenchCommand::Ima(a) => a.run(),
+            BenchCommand::Eventlog(a) => a.run(),
         }
     }
 }

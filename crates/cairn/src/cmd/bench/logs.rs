@@ -1,0 +1,125 @@
+//! `cairn bench ima` and `cairn bench eventlog`: log throughput.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cairn_core::eventlog::{encode, EventLog};
+use cairn_core::ima::BankSet;
+use cairn_core::policy::runtime::{appraise, AppraisalConfig, AppraisalState, RuntimePolicy};
+use cairn_core::HashAlg;
+use clap::Args;
+use serde_json::json;
+
+/// Arguments of `cairn bench ima`.
+#[derive(Args)]
+pub struct ImaBenchArgs {
+    /// Entries in the synthetic ima-ng log (with a policy listing every file's digest).
+    #[arg(long, default_value_t = 100_000)]
+    entries: usize,
+    /// Repetitions (the best is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+/// Arguments of `cairn bench eventlog`.
+#[derive(Args)]
+pub struct EventlogBenchArgs {
+    /// Real logs to measure (default: a synthetic 120-record sha1+sha256 log).
+    files: Vec<PathBuf>,
+    /// Seconds per log.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+}
+
+fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
+    (0..runs.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+impl ImaBenchArgs {
+    /// Runs the benchmark.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        eprintln!("generating a {}-entry log and its policy …", self.entries);
+        let synth = cairn_core::ima::synth::generate(self.entries);
+        let t = Instant::now();
+        let policy = RuntimePolicy::from_json(&synth.policy_json)?;
+        let policy_parse = t.elapsed();
+        let mut results = serde_json::Map::new();
+        for (name, banks) in [("sha1", BankSet::of(&[HashAlg::Sha1])), ("sha1+sha256", BankSet::of(&[HashAlg::Sha1, HashAlg::Sha256]))] {
+            let replay = best_of(self.runs, || {
+                black_box(cairn_core::ima::replay::replay(&synth.log, banks).ok());
+            });
+            let appraisal = best_of(self.runs, || {
+                let start = AppraisalState::new(banks);
+                let r = appraise(Some(&policy), &start, &synth.log, None, &AppraisalConfig::default());
+                black_box(r.map(|a| a.passed()).ok());
+            });
+            let per_sec = |d: Duration| (synth.entries as f64 / d.as_secs_f64()).round();
+            results.insert(
+                name.into(),
+                json!({
+                    "replay_ms": (replay.as_secs_f64() * 1e5).round() / 100.0,
+                    "replay_entries_per_sec": per_sec(replay),
+                    "replay_and_policy_ms": (appraisal.as_secs_f64() * 1e5).round() / 100.0,
+                    "replay_and_policy_entries_per_sec": per_sec(appraisal),
+                }),
+            );
+        }
+        let out = json!({
+            "benchmark": "ima",
+            "entries": synth.entries,
+            "log_bytes": synth.log.len(),
+            "policy_bytes": synth.policy_json.len(),
+            "policy_parse_ms": (policy_parse.as_secs_f64() * 1e5).round() / 100.0,
+            "threads": 1,
+            "results": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl EventlogBenchArgs {
+    /// Runs the benchmark.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let mut logs: Vec<(String, Vec<u8>)> = Vec::new();
+        for f in &self.files {
+            logs.push((f.display().to_string(), super::super::read(f)?));
+        }
+        if logs.is_empty() {
+            logs.push(("synthetic-120-records-sha1-sha256".into(), encode::synthetic(&[HashAlg::Sha1, HashAlg::Sha256], 120)));
+        }
+        let mut results = Vec::new();
+        for (name, bytes) in &logs {
+            let records = EventLog::parse(bytes).map(|l| l.events().len())?;
+            let budget = Duration::from_secs_f64(self.seconds);
+            let t = Instant::now();
+            let mut n = 0u64;
+            while t.elapsed() < budget {
+                for _ in 0..20 {
+                    let log = EventLog::parse(black_box(bytes)).ok();
+                    black_box(log.map(|l| l.replay()));
+                }
+                n += 20;
+            }
+            let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            results.push(json!({
+                "log": name,
+                "bytes": bytes.len(),
+                "records": records,
+                "us_per_parse_and_replay": (us * 100.0).round() / 100.0,
+                "records_per_sec": (records as f64 * 1e6 / us).round(),
+            }));
+        }
+        println!("{}", serde_json::to_string_pretty(&json!({ "benchmark": "eventlog", "threads": 1, "results": results }))?);
+        Ok(ExitCode::SUCCESS)
+    }
+}
