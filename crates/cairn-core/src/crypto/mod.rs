@@ -6,6 +6,7 @@
 //! prefix. RSA-PSS signatures are accepted with either salt length TPMs use (the digest length,
 //! or the maximum the key allows); both are valid PSS and neither weakens the check.
 
+pub mod der;
 pub mod spki;
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
@@ -257,9 +258,9 @@ fn ecdsa_der(r: &[u8], s: &[u8], field_len: usize) -> Option<Vec<u8>> {
             c.push(0);
         }
         c.extend_from_slice(v);
-        spki::tlv(0x02, &c, &mut ints);
+        der::write(0x02, &c, &mut ints);
     }
     let mut out = Vec::with_capacity(ints.len() + 3);
-    spki::tlv(0x30, &ints, &mut out);
+    der::write(0x30, &ints, &mut out);
     Some(out)
 }

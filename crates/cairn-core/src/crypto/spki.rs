@@ -10,47 +10,7 @@ use crate::codec::Reader;
 use crate::error::ParseError;
 use crate::tpm::{EccCurve, PublicKey};
 
-const OID_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
-const OID_EC: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x22];
-const OID_SM2: &[u8] = &[0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D];
-
-/// Encodes a DER TLV.
-pub(crate) fn tlv(tag: u8, content: &[u8], out: &mut Vec<u8>) {
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
-        let used = bytes.get(skip..).unwrap_or(&[]);
-        out.push(0x80 | used.len() as u8);
-        out.extend_from_slice(used);
-    }
-    out.extend_from_slice(content);
-}
-
-/// Reads one DER TLV with the expected tag; returns its content.
-pub(crate) fn read_tlv<'a>(r: &mut Reader<'a>, tag: u8, field: &'static str) -> Result<&'a [u8], ParseError> {
-    let off = r.offset();
-    let t = r.u8(field)?;
-    if t != tag {
-        return Err(ParseError::BadValue { field, offset: off, value: u64::from(t), expected: "another DER tag" });
-    }
-    let first = r.u8(field)?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 {
-            return Err(ParseError::BadValue { field, offset: off + 1, value: u64::from(first), expected: "a definite DER length" });
-        }
-        r.take(n, field)?.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    r.take(len, field)
-}
+use super::der::{self, oid};
 
 fn der_uint(v: &[u8], out: &mut Vec<u8>) {
     let first = v.iter().position(|b| *b != 0).unwrap_or(v.len().saturating_sub(1));
@@ -60,7 +20,7 @@ fn der_uint(v: &[u8], out: &mut Vec<u8>) {
         c.push(0);
     }
     c.extend_from_slice(v);
-    tlv(0x02, &c, out);
+    der::write(0x02, &c, out);
 }
 
 fn strip_int(v: &[u8]) -> &[u8] {
@@ -74,21 +34,21 @@ pub fn to_spki_der(key: &PublicKey) -> Result<Vec<u8>, ParseError> {
     let mut bits = vec![0u8];
     match key {
         PublicKey::Rsa { n, e } => {
-            tlv(0x06, OID_RSA, &mut alg);
-            tlv(0x05, &[], &mut alg);
+            der::write(0x06, oid::RSA_ENCRYPTION, &mut alg);
+            der::write(0x05, &[], &mut alg);
             let mut ints = Vec::new();
             der_uint(n, &mut ints);
             der_uint(&e.to_be_bytes(), &mut ints);
-            tlv(0x30, &ints, &mut bits);
+            der::write(0x30, &ints, &mut bits);
         }
         PublicKey::Ecc { curve, x, y } => {
-            tlv(0x06, OID_EC, &mut alg);
+            der::write(0x06, oid::EC_PUBLIC_KEY, &mut alg);
             let oid = match curve {
-                EccCurve::NistP256 => OID_P256,
-                EccCurve::NistP384 => OID_P384,
-                EccCurve::Sm2P256 => OID_SM2,
+                EccCurve::NistP256 => oid::P256,
+                EccCurve::NistP384 => oid::P384,
+                EccCurve::Sm2P256 => oid::SM2,
             };
-            tlv(0x06, oid, &mut alg);
+            der::write(0x06, oid, &mut alg);
             bits.push(0x04);
             bits.extend_from_slice(x);
             bits.extend_from_slice(y);
@@ -96,43 +56,43 @@ pub fn to_spki_der(key: &PublicKey) -> Result<Vec<u8>, ParseError> {
         PublicKey::Symmetric(_) => return Err(ParseError::text("public key", "a symmetric object has no public key")),
     }
     let mut body = Vec::new();
-    tlv(0x30, &alg, &mut body);
-    tlv(0x03, &bits, &mut body);
+    der::write(0x30, &alg, &mut body);
+    der::write(0x03, &bits, &mut body);
     let mut out = Vec::new();
-    tlv(0x30, &body, &mut out);
+    der::write(0x30, &body, &mut out);
     Ok(out)
 }
 
 /// Reads a DER SubjectPublicKeyInfo holding an RSA or P-256/P-384/SM2 EC key.
 pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, ParseError> {
     let mut outer = Reader::new(der);
-    let spki = read_tlv(&mut outer, 0x30, "SubjectPublicKeyInfo")?;
+    let spki = der::expect(&mut outer, 0x30, "SubjectPublicKeyInfo")?.rest();
     outer.finish("SubjectPublicKeyInfo")?;
     let mut r = Reader::new(spki);
-    let alg = read_tlv(&mut r, 0x30, "AlgorithmIdentifier")?;
-    let bits = read_tlv(&mut r, 0x03, "subjectPublicKey")?;
+    let alg = der::expect(&mut r, 0x30, "AlgorithmIdentifier")?.rest();
+    let bits = der::expect(&mut r, 0x03, "subjectPublicKey")?.rest();
     r.finish("SubjectPublicKeyInfo")?;
     let mut a = Reader::new(alg);
-    let oid = read_tlv(&mut a, 0x06, "algorithm")?;
+    let oid = der::expect(&mut a, 0x06, "algorithm")?.rest();
     let mut b = Reader::new(bits);
     if b.u8("subjectPublicKey unused bits")? != 0 {
         return Err(ParseError::text("subjectPublicKey", "unused bits in a key bit string"));
     }
-    if oid == OID_RSA {
-        let mut s = Reader::new(read_tlv(&mut b, 0x30, "RSAPublicKey")?);
-        let n = strip_int(read_tlv(&mut s, 0x02, "RSAPublicKey.modulus")?).to_vec();
-        let e_bytes = strip_int(read_tlv(&mut s, 0x02, "RSAPublicKey.publicExponent")?);
+    if oid == oid::RSA_ENCRYPTION {
+        let mut s = Reader::new(der::expect(&mut b, 0x30, "RSAPublicKey")?.rest());
+        let n = strip_int(der::expect(&mut s, 0x02, "RSAPublicKey.modulus")?.rest()).to_vec();
+        let e_bytes = strip_int(der::expect(&mut s, 0x02, "RSAPublicKey.publicExponent")?.rest());
         if e_bytes.len() > 4 || n.len() > crate::tpm::MAX_RSA_BYTES {
             return Err(ParseError::text("RSAPublicKey", "modulus or exponent too large"));
         }
         let e = e_bytes.iter().fold(0u32, |acc, v| (acc << 8) | u32::from(*v));
         Ok(PublicKey::Rsa { n, e })
-    } else if oid == OID_EC {
-        let curve_oid = read_tlv(&mut a, 0x06, "namedCurve")?;
+    } else if oid == oid::EC_PUBLIC_KEY {
+        let curve_oid = der::expect(&mut a, 0x06, "namedCurve")?.rest();
         let curve = match curve_oid {
-            c if c == OID_P256 => EccCurve::NistP256,
-            c if c == OID_P384 => EccCurve::NistP384,
-            c if c == OID_SM2 => EccCurve::Sm2P256,
+            c if c == oid::P256 => EccCurve::NistP256,
+            c if c == oid::P384 => EccCurve::NistP384,
+            c if c == oid::SM2 => EccCurve::Sm2P256,
             _ => return Err(ParseError::text("namedCurve", "not P-256, P-384 or SM2")),
         };
         let len = curve.coordinate_len();

@@ -15,38 +15,9 @@ use crate::codec::Reader;
 use crate::error::ParseError;
 use crate::ima::field::{FileDigest, FileHashAlg};
 
-const OID_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
-const OID_EC: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x22];
-const OID_P521: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x23];
-const OID_SKID: &[u8] = &[0x55, 0x1D, 0x0E];
+use crate::crypto::der::{self, oid};
 
-/// Reads one DER TLV: its tag and a reader over its content.
-fn tlv<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<(u8, Reader<'a>), ParseError> {
-    let tag = r.u8(field)?;
-    let offset = r.offset();
-    let first = r.u8(field)?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 {
-            return Err(ParseError::BadValue { field, offset, value: u64::from(first), expected: "a DER length" });
-        }
-        r.take(n, field)?.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    Ok((tag, r.sub(len, field)?))
-}
-
-fn expect<'a>(r: &mut Reader<'a>, tag: u8, field: &'static str) -> Result<Reader<'a>, ParseError> {
-    let offset = r.offset();
-    let (t, content) = tlv(r, field)?;
-    if t != tag {
-        return Err(ParseError::BadValue { field, offset, value: u64::from(t), expected: "another DER tag" });
-    }
-    Ok(content)
-}
+use der::{expect, read as tlv};
 
 /// The algorithm of a public key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,14 +51,14 @@ impl PublicKey {
         outer.finish("SubjectPublicKeyInfo")?;
         let mut alg = expect(&mut spki, 0x30, "AlgorithmIdentifier")?;
         let oid = expect(&mut alg, 0x06, "algorithm")?.rest();
-        let kind = if oid == OID_RSA {
+        let kind = if oid == oid::RSA_ENCRYPTION {
             KeyKind::Rsa
-        } else if oid == OID_EC {
+        } else if oid == oid::EC_PUBLIC_KEY {
             let curve = expect(&mut alg, 0x06, "namedCurve")?.rest();
             match curve {
-                c if c == OID_P256 => KeyKind::P256,
-                c if c == OID_P384 => KeyKind::P384,
-                c if c == OID_P521 => KeyKind::P521,
+                c if c == oid::P256 => KeyKind::P256,
+                c if c == oid::P384 => KeyKind::P384,
+                c if c == oid::P521 => KeyKind::P521,
                 _ => return Err(ParseError::text("namedCurve", "unsupported curve")),
             }
         } else {
@@ -145,7 +116,7 @@ fn skid(ext: &mut Reader<'_>) -> Result<Option<u32>, ParseError> {
             tlv(&mut e, "critical")?;
         }
         let mut value = expect(&mut e, 0x04, "extnValue")?;
-        if oid == OID_SKID {
+        if oid == oid::SUBJECT_KEY_ID {
             let id = expect(&mut value, 0x04, "subjectKeyIdentifier")?.rest();
             if let Some(tail) = id.len().checked_sub(4).and_then(|s| id.get(s..)) {
                 return Ok(Some(tail.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b))));
