@@ -13,7 +13,9 @@
 
 pub mod alg;
 pub mod codec;
+pub mod credential;
 pub mod crypto;
+pub mod ekcert;
 pub mod error;
 pub mod eventlog;
 pub mod ima;
