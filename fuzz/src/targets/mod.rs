@@ -1,0 +1,13 @@
+//! One function per fuzz target, one file each.
+
+mod tpm_structures;
+mod quote;
+mod eventlog;
+mod ima;
+mod ekcert;
+
+pub use tpm_structures::tpm_structures;
+pub use quote::quote;
+pub use eventlog::eventlog;
+pub use ima::ima;
+pub use ekcert::ekcert;
