@@ -1,0 +1,1 @@
+//! Agent API bodies (Keylime agent REST 2.x): info, keys, quotes, notifications.
