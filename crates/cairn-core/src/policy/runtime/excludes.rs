@@ -3,8 +3,10 @@
 //!
 //! All patterns are compiled once into one [`regex::bytes::RegexSet`], each wrapped as `^(?:…)`,
 //! so a lookup is a single pass over the path whatever the number of patterns. Python's `\Z` is
-//! translated to `\z`; constructs the `regex` crate lacks (look-around, back-references) are
-//! refused with the offending pattern named, never silently ignored.
+//! translated to `\z`. Patterns the `regex` crate cannot take (look-around, back-references,
+//! which Python's `re` allows) are compiled with `fancy-regex` instead and tried after the set, so
+//! a Keylime policy is accepted unchanged; a pattern neither engine accepts is refused with the
+//! offending pattern named, never silently ignored.
 
 use regex::bytes::RegexSet;
 
@@ -17,6 +19,8 @@ const SIZE_LIMIT: usize = 64 << 20;
 #[derive(Clone, Debug, Default)]
 pub struct Excludes {
     set: Option<RegexSet>,
+    /// Patterns only a backtracking engine can run.
+    fancy: Vec<fancy_regex::Regex>,
     patterns: Vec<String>,
 }
 
@@ -27,11 +31,28 @@ impl Excludes {
         if patterns.is_empty() {
             return Ok(Excludes::default());
         }
-        let anchored: Vec<String> = patterns.iter().map(|p| format!("^(?:{})", translate(p))).collect();
-        match regex::bytes::RegexSetBuilder::new(&anchored).size_limit(SIZE_LIMIT).build() {
-            Ok(set) => Ok(Excludes { set: Some(set), patterns }),
-            Err(_) => Err(first_bad(&patterns, &anchored)),
+        let mut simple = Vec::new();
+        let mut fancy = Vec::new();
+        for (index, p) in patterns.iter().enumerate() {
+            let anchored = format!("^(?:{})", translate(p));
+            if regex::bytes::Regex::new(&anchored).is_ok() {
+                simple.push(anchored);
+                continue;
+            }
+            match fancy_regex::Regex::new(&anchored) {
+                Ok(r) => fancy.push(r),
+                Err(e) => return Err(PolicyError::BadExclude { index, pattern: p.clone(), detail: e.to_string() }),
+            }
         }
+        let set = if simple.is_empty() {
+            None
+        } else {
+            let built = regex::bytes::RegexSetBuilder::new(&simple).size_limit(SIZE_LIMIT).build().map_err(|e| {
+                PolicyError::BadExclude { index: 0, pattern: String::new(), detail: format!("the set is too large: {e}") }
+            })?;
+            Some(built)
+        };
+        Ok(Excludes { set, fancy, patterns })
     }
 
     /// Parses Keylime's exclude-list text: one pattern per line, blank lines skipped.
@@ -42,7 +63,16 @@ impl Excludes {
 
     /// True when some pattern matches the start of `path`.
     pub fn matches(&self, path: &[u8]) -> bool {
-        self.set.as_ref().is_some_and(|s| s.is_match(path))
+        if self.set.as_ref().is_some_and(|s| s.is_match(path)) {
+            return true;
+        }
+        if self.fancy.is_empty() {
+            return false;
+        }
+        let text = String::from_utf8_lossy(path);
+        // A pattern that exhausts the backtracking limit does not exclude the path: failing closed
+        // means the entry is still judged against the digest list.
+        self.fancy.iter().any(|r| r.is_match(text.as_ref()).unwrap_or(false))
     }
 
     /// The patterns as given.
@@ -53,15 +83,6 @@ impl Excludes {
 
 fn translate(p: &str) -> String {
     p.replace("\\Z", "\\z")
-}
-
-fn first_bad(patterns: &[String], anchored: &[String]) -> PolicyError {
-    for (index, (p, a)) in patterns.iter().zip(anchored).enumerate() {
-        if let Err(e) = regex::bytes::Regex::new(a) {
-            return PolicyError::BadExclude { index, pattern: p.clone(), detail: e.to_string() };
-        }
-    }
-    PolicyError::BadExclude { index: 0, pattern: String::new(), detail: "the set is too large".into() }
 }
 
 #[cfg(test)]
@@ -83,7 +104,18 @@ mod tests {
         let e = Excludes::new(&["/a|/b".into()]).unwrap();
         assert!(!e.matches(b"/x/b"));
         assert!(e.matches(b"/b/x"));
-        let err = Excludes::new(&["ok".into(), "/(?=x)".into()]).unwrap_err();
+        let err = Excludes::new(&["ok".into(), "/(unclosed".into()]).unwrap_err();
         assert!(matches!(err, PolicyError::BadExclude { index: 1, .. }));
+    }
+
+    #[test]
+    fn look_around_and_back_references_work_as_in_python() {
+        // Exclude everything under /opt except /opt/keep (negative look-ahead), and doubled names.
+        let e = Excludes::new(&["/opt/(?!keep)".into(), r"/srv/(\w+)/\1\.log".into()]).unwrap();
+        assert!(e.matches(b"/opt/other/bin"));
+        assert!(!e.matches(b"/opt/keep/bin"));
+        assert!(e.matches(b"/srv/web/web.log"));
+        assert!(!e.matches(b"/srv/web/db.log"));
+        assert!(!e.matches(b"/x/opt/other"));
     }
 }
