@@ -1,6 +1,8 @@
 //! Every quote vector in shared/testdata gives the outcome its expected.json records, with the
 //! reason we expect for each tampered variant.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::path::Path;

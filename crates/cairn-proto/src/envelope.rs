@@ -28,6 +28,7 @@ impl Envelope<serde_json::Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -88,6 +88,7 @@ pub struct AgentVersion {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

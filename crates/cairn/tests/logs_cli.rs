@@ -1,5 +1,7 @@
 //! `cairn eventlog`, `cairn ima` and `cairn policy create` against every shared log vector.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::path::Path;

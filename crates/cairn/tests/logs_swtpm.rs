@@ -1,6 +1,8 @@
 //! Logs written by the test while it extends the very same digests into a real swtpm: a quote of
 //! those PCRs must equal our replay of the logs, and the IMA appraisal must find the quoted PCR 10.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::path::PathBuf;
 
 use cairn_core::crypto::VerifyingKey;

@@ -1,6 +1,8 @@
 //! `cairn tpm quote` and `cairn quote verify` on real swtpm processes, cross-checked with
 //! tpm2-tools in both directions, and every tampering refused with its own reason.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
