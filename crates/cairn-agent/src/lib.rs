@@ -73,6 +73,9 @@ pub struct Agent {
 impl Agent {
     /// Loads keys, starts serving, registers. See the crate docs.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        // The process-wide rustls provider (for the registrar client) is aws-lc-rs; if the
+        // embedding program installed one already, that one stays.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

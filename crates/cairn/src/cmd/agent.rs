@@ -97,8 +97,8 @@ pub struct AgentArgs {
     /// mode: any client is served and a presented client certificate's fingerprint is logged.
     #[arg(long, env = "CAIRN_AGENT_CLIENT_CA", value_name = "PEM")]
     client_ca: Option<PathBuf>,
-    /// Log filter (tracing syntax), e.g. `info`, `cairn_agent=debug` [default: info].
-    #[arg(long, env = "CAIRN_LOG", value_name = "FILTER", default_value = "info")]
+    /// Log filter (tracing syntax), e.g. `info`, `cairn_agent=debug`.
+    #[arg(long, env = "CAIRN_LOG", value_name = "FILTER", default_value = "info,tss_esapi=warn")]
     log: String,
 }
 
