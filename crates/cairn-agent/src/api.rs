@@ -154,11 +154,19 @@ async fn integrity_quote(State(s): Shared, Path(v): Path<String>, q: Result<Quer
     // Logs are read after the quote: a log may run ahead of the quoted PCR (the verifier finds
     // the matching prefix), never behind it.
     let quote = quote::quote(&s.tpm, s.ak.clone(), pem.clone(), nonce, mask).await?;
-    let (ima, ima_entry) = match mask.has(IMA_PCR).then(|| logs::ima_from(&s.ima_log, entry)).flatten() {
+    // File reads happen off the async workers (an IMA list can be megabytes).
+    let (ima_path, uefi_path) = (s.ima_log.clone(), s.uefi_log.clone());
+    let (ima, mb) = tokio::task::spawn_blocking(move || {
+        let ima = mask.has(IMA_PCR).then(|| logs::ima_from(&ima_path, entry)).flatten();
+        let mb = mask.has(0).then(|| logs::uefi_log(&uefi_path)).flatten();
+        (ima, mb)
+    })
+    .await
+    .map_err(|e| AgentError::Io { path: "log reader task".into(), source: std::io::Error::other(e) })?;
+    let (ima, ima_entry) = match ima {
         Some((text, e)) => (Some(text), Some(e)),
         None => (None, None),
     };
-    let mb = if mask.has(0) { logs::uefi_log(&s.uefi_log) } else { None };
     Ok(Json(Envelope::ok(QuoteResponse {
         quote,
         hash_alg: s.ak.hash.name().to_owned(),
