@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTDATA ?= $(CURDIR)/../shared/testdata
 
-.PHONY: demo test deps deps-test build unit doc-tests fuzz-smoke bench clean
+.PHONY: demo test deps deps-test build unit doc-tests fuzz-smoke test-keylime-interop bench clean
 
 ## demo: the local demo — a fresh swtpm, EK and AK, a quote, its verification.
 demo: deps
@@ -11,7 +11,7 @@ demo: deps
 	./target/release/cairn demo
 
 ## test: the whole suite (unit, integration on real swtpm, vectors, doc tests, fuzz smoke).
-test: deps-test fuzz-smoke doc-tests unit
+test: deps-test fuzz-smoke doc-tests test-keylime-interop unit
 
 deps:
 	@scripts/install-deps.sh
@@ -20,7 +20,12 @@ deps-test:
 	@scripts/install-deps.sh --test
 
 unit:
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not binary(agent_keylime)'
+
+## test-keylime-interop: Keylime 7.14.3's registrar (venv under target/) enrols `cairn agent` on swtpm.
+test-keylime-interop: deps-test
+	@scripts/keylime-venv.sh || [ "$${CI:-}" != "true" ]
+	$(CARGO) nextest run -p cairn --test agent_keylime --no-fail-fast
 
 doc-tests:
 	$(CARGO) test --workspace --doc

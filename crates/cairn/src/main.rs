@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the Keylime-compatible agent: enrol at a registrar, serve quotes over mutual TLS.
+    Agent(cmd::agent::AgentArgs),
     /// Check TPM quotes.
     #[command(subcommand)]
     Quote(cmd::quote::QuoteCommand),
@@ -46,6 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Agent(a) => a.run(),
         Command::Quote(c) => c.run(),
         Command::Tpm(c) => c.run(),
         Command::Bench(c) => c.run(),

@@ -1,5 +1,6 @@
 //! One module per subcommand group.
 
+pub mod agent;
 pub mod bench;
 pub mod demo;
 pub mod eventlog;

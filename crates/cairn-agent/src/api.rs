@@ -1,0 +1,181 @@
+//! The Keylime agent API (pull mode), as an axum router.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /version` | `{supported_version}` |
+//! | `GET /v{X}/agent/info` | uuid, hash/enc/sign algorithms, AK handle |
+//! | `GET /v{X}/keys/pubkey` | the NK public key, PEM |
+//! | `GET /v{X}/quotes/identity?nonce=` | a quote of PCR 16 (NK bound), with the NK |
+//! | `GET /v{X}/quotes/integrity?nonce=&mask=&partial=&ima_ml_entry=` | a quote of `mask` + 16, with the logs its PCRs need |
+//!
+//! Every answer is a Keylime envelope; every refusal names its reason (see [`crate::error`]).
+//! The router is built by [`app`] and tested in-process; [`crate::server`] puts it behind TLS.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use cairn_proto::agent::{AgentInfo, PubkeyResponse, QuoteResponse};
+use cairn_proto::version::AgentVersion;
+use cairn_proto::{ApiVersion, Envelope};
+use cairn_tpm::Ak;
+use serde::Deserialize;
+
+use crate::error::AgentError;
+use crate::identity::TpmIdentity;
+use crate::keys::NodeKey;
+use crate::logs;
+use crate::quote::{self, PcrMask, QuoteNonce, IMA_PCR};
+use crate::tpm_owner::TpmOwner;
+
+/// Largest request body accepted (the pull API has no large bodies).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AgentState {
+    /// The TPM worker.
+    pub tpm: TpmOwner,
+    /// The agent's uuid.
+    pub uuid: String,
+    /// The AK.
+    pub ak: Ak,
+    /// The EK's algorithm name.
+    pub enc_alg: String,
+    /// The AK's scheme name.
+    pub sign_alg: &'static str,
+    /// The node key.
+    pub nk: Arc<NodeKey>,
+    /// IMA ASCII measurement list.
+    pub ima_log: PathBuf,
+    /// UEFI event log.
+    pub uefi_log: PathBuf,
+}
+
+impl AgentState {
+    /// The state for an agent with this identity and keys.
+    pub fn new(tpm: TpmOwner, uuid: String, id: &TpmIdentity, nk: Arc<NodeKey>, ima_log: PathBuf, uefi_log: PathBuf) -> AgentState {
+        AgentState { tpm, uuid, ak: id.ak.clone(), enc_alg: id.enc_alg(), sign_alg: id.sign_alg(), nk, ima_log, uefi_log }
+    }
+}
+
+type Shared = State<Arc<AgentState>>;
+type Reply<T> = Result<Json<Envelope<T>>, AgentError>;
+
+/// The agent's router.
+pub fn app(state: Arc<AgentState>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/{version}/agent/info", get(info))
+        .route("/{version}/keys/pubkey", get(pubkey))
+        .route("/{version}/quotes/identity", get(identity_quote))
+        .route("/{version}/quotes/integrity", get(integrity_quote))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> AgentError {
+    AgentError::NotFound(format!("no endpoint {}", uri.path()))
+}
+
+/// The `v2.x` path segment, if Cairn serves it.
+fn check_version(segment: &str) -> Result<ApiVersion, AgentError> {
+    match ApiVersion::from_path_segment(segment) {
+        Some(v) if v.is_supported() => Ok(v),
+        Some(v) => Err(AgentError::BadRequest(format!("API version {v} is not supported"))),
+        None => Err(AgentError::NotFound(format!("{segment:?} is not an API version (v2.x)"))),
+    }
+}
+
+async fn version() -> Json<Envelope<AgentVersion>> {
+    Json(Envelope::ok(AgentVersion { supported_version: ApiVersion::CURRENT }))
+}
+
+async fn info(State(s): Shared, Path(v): Path<String>) -> Reply<AgentInfo> {
+    check_version(&v)?;
+    Ok(Json(Envelope::ok(AgentInfo {
+        agent_uuid: s.uuid.clone(),
+        tpm_hash_alg: s.ak.hash.name().to_owned(),
+        tpm_enc_alg: s.enc_alg.clone(),
+        tpm_sign_alg: s.sign_alg.to_owned(),
+        ak_handle: s.ak.handle,
+    })))
+}
+
+async fn pubkey(State(s): Shared, Path(v): Path<String>) -> Reply<PubkeyResponse> {
+    check_version(&v)?;
+    Ok(Json(Envelope::ok(PubkeyResponse { pubkey: s.nk.public_pem().to_owned() })))
+}
+
+/// Query parameters of both quote endpoints, as text (validated by [`crate::quote`]).
+#[derive(Debug, Deserialize)]
+struct QuoteQuery {
+    nonce: Option<String>,
+    mask: Option<String>,
+    partial: Option<String>,
+    ima_ml_entry: Option<String>,
+}
+
+fn query(q: Result<Query<QuoteQuery>, QueryRejection>) -> Result<QuoteQuery, AgentError> {
+    q.map(|Query(q)| q).map_err(|e| AgentError::BadRequest(format!("query string: {e}")))
+}
+
+async fn identity_quote(State(s): Shared, Path(v): Path<String>, q: Result<Query<QuoteQuery>, QueryRejection>) -> Reply<QuoteResponse> {
+    check_version(&v)?;
+    let q = query(q)?;
+    let nonce = QuoteNonce::parse(q.nonce.as_deref())?;
+    let pem = s.nk.public_pem().to_owned();
+    let quote = quote::quote(&s.tpm, s.ak.clone(), pem.clone(), nonce, PcrMask::parse(None)?).await?;
+    Ok(Json(Envelope::ok(QuoteResponse {
+        quote,
+        hash_alg: s.ak.hash.name().to_owned(),
+        enc_alg: s.enc_alg.clone(),
+        sign_alg: s.sign_alg.to_owned(),
+        pubkey: Some(pem),
+        boottime: logs::boottime(),
+        ima_measurement_list: None,
+        ima_measurement_list_entry: None,
+        mb_measurement_list: None,
+    })))
+}
+
+async fn integrity_quote(State(s): Shared, Path(v): Path<String>, q: Result<Query<QuoteQuery>, QueryRejection>) -> Reply<QuoteResponse> {
+    check_version(&v)?;
+    let q = query(q)?;
+    let nonce = QuoteNonce::parse(q.nonce.as_deref())?;
+    let mask = PcrMask::parse(q.mask.as_deref())?;
+    let partial = quote::parse_partial(q.partial.as_deref())?;
+    let entry = quote::parse_entry(q.ima_ml_entry.as_deref())?;
+    let pem = s.nk.public_pem().to_owned();
+    // Logs are read after the quote: a log may run ahead of the quoted PCR (the verifier finds
+    // the matching prefix), never behind it.
+    let quote = quote::quote(&s.tpm, s.ak.clone(), pem.clone(), nonce, mask).await?;
+    // File reads happen off the async workers (an IMA list can be megabytes).
+    let (ima_path, uefi_path) = (s.ima_log.clone(), s.uefi_log.clone());
+    let (ima, mb) = tokio::task::spawn_blocking(move || {
+        let ima = mask.has(IMA_PCR).then(|| logs::ima_from(&ima_path, entry)).flatten();
+        let mb = mask.has(0).then(|| logs::uefi_log(&uefi_path)).flatten();
+        (ima, mb)
+    })
+    .await
+    .map_err(|e| AgentError::Io { path: "log reader task".into(), source: std::io::Error::other(e) })?;
+    let (ima, ima_entry) = match ima {
+        Some((text, e)) => (Some(text), Some(e)),
+        None => (None, None),
+    };
+    Ok(Json(Envelope::ok(QuoteResponse {
+        quote,
+        hash_alg: s.ak.hash.name().to_owned(),
+        enc_alg: s.enc_alg.clone(),
+        sign_alg: s.sign_alg.to_owned(),
+        pubkey: (!partial).then_some(pem),
+        boottime: logs::boottime(),
+        ima_measurement_list: ima,
+        ima_measurement_list_entry: ima_entry,
+        mb_measurement_list: mb,
+    })))
+}

@@ -1,0 +1,142 @@
+//! # cairn-agent
+//!
+//! The Cairn agent: a thin service that moves bytes between a TPM, the network and the file
+//! system, speaking Keylime's agent protocol (pull mode, REST 2.x) so Keylime registrars and
+//! verifiers can enrol and attest it.
+//!
+//! At start ([`Agent::start`]) it
+//! 1. loads or creates its keys: the TPM's EK (and EK certificate from NV), an AK persisted in
+//!    the TPM, the node key NK (RSA-2048, aws-lc-rs) and a self-signed mTLS certificate (rcgen),
+//!    the software ones in its state directory ([`keys`], [`identity`]);
+//! 2. settles its uuid (configured, hash of the EK, or generated once and kept);
+//! 3. serves the agent API over HTTPS ([`api`], [`server`], [`tls`]);
+//! 4. registers at the registrar and activates the AK credential ([`register`]).
+//!
+//! All TPM work goes through one worker ([`tpm_owner`]) that opens the TPM per job and closes it
+//! after, so an operator can extend PCRs with another client between agent operations.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cairn_agent::AgentError> {
+//! let config = cairn_agent::RawConfig::from_file("agent.toml".as_ref())?.validate()?;
+//! let agent = cairn_agent::Agent::start(config).await?;
+//! println!("agent {} on {}", agent.uuid, agent.addr);
+//! agent.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod config;
+mod error;
+pub mod identity;
+pub mod keys;
+pub mod logs;
+pub mod quote;
+pub mod register;
+pub mod server;
+pub mod tls;
+pub mod tpm_owner;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+
+pub use config::{AgentConfig, RawConfig};
+pub use error::AgentError;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use cairn_proto::ApiVersion;
+use identity::TpmIdentity;
+use keys::{MtlsIdentity, NodeKey};
+use tpm_owner::TpmOwner;
+
+/// A started agent: serving, and registered if configured to.
+#[derive(Debug)]
+pub struct Agent {
+    /// Its uuid.
+    pub uuid: String,
+    /// The address it serves on.
+    pub addr: SocketAddr,
+    /// The TPM keys it presents.
+    pub identity: TpmIdentity,
+    /// Its TLS certificate, PEM.
+    pub mtls_cert: String,
+    /// The NK public key, PEM.
+    pub nk_pem: String,
+    /// The registrar API version used, if it registered.
+    pub registered: Option<ApiVersion>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Agent {
+    /// Loads keys, starts serving, registers. See the crate docs.
+    pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        // The process-wide rustls provider (for the registrar client) is aws-lc-rs; if the
+        // embedding program installed one already, that one stays.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.state_dir)
+            .map_err(AgentError::io(&config.state_dir))?;
+        let tpm = TpmOwner::start(config.tcti.clone())?;
+        let identity = TpmIdentity::load(&tpm, config.ak, &config.state_dir).await?;
+        let uuid = identity.uuid(&config.uuid, &config.state_dir)?;
+        let nk = Arc::new(NodeKey::load_or_create(&config.state_dir)?);
+        let mtls = MtlsIdentity::load_or_create(&config.state_dir, &uuid, config.contact_ip)?;
+        let tls = tls::server_config(&mtls, config.client_ca.as_deref())?;
+        match &config.client_ca {
+            Some(ca) => tracing::info!("verifier client certificates must chain to {}", ca.display()),
+            None => tracing::warn!("no client_ca: any client is served (client certificates are logged, not checked)"),
+        }
+        let listener = server::bind(config.listen).await?;
+        let addr = listener.local_addr().map_err(AgentError::io(config.listen.to_string()))?;
+        let state = api::AgentState::new(tpm.clone(), uuid.clone(), &identity, nk.clone(), config.ima_log.clone(), config.uefi_log.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, tls, api::app(Arc::new(state)), async {
+            let _ = stopped.await;
+        }));
+        tracing::info!(%uuid, %addr, "serving the agent API over HTTPS");
+        let mut agent = Agent {
+            uuid,
+            addr,
+            identity,
+            mtls_cert: mtls.cert_pem.clone(),
+            nk_pem: nk.public_pem().to_owned(),
+            registered: None,
+            stop,
+            task,
+        };
+        if config.register {
+            let enrolment = register::Enrolment {
+                uuid: &agent.uuid,
+                identity: &agent.identity,
+                mtls_cert: &agent.mtls_cert,
+                ip: config.contact_ip,
+                port: config.contact_port.unwrap_or(addr.port()),
+            };
+            match register::enrol(&config.registrar, &tpm, enrolment).await {
+                Ok(v) => agent.registered = Some(v),
+                Err(e) => {
+                    agent.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(agent)
+    }
+
+    /// Serves until `signal` completes, then stops.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        signal.await;
+        self.stop().await;
+    }
+
+    /// Stops serving (open connections finish on their own).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}

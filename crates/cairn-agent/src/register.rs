@@ -1,0 +1,111 @@
+//! Enrolment at a Keylime-compatible registrar: register, then prove the AK shares a TPM with
+//! the EK.
+//!
+//! 1. `GET /version` picks the API version (the highest both serve; 2.1 if the registrar does
+//!    not say).
+//! 2. `POST /v{X}/agents/{uuid}` with the EK certificate, EK, AK, mTLS certificate and contact
+//!    address; the registrar answers with a credential (tpm2-tools file, base64) made for the
+//!    EK and bound to the AK's name.
+//! 3. The TPM activates it (only the TPM holding both keys can), and the agent sends
+//!    `PUT /v{X}/agents/{uuid}/activate {auth_tag}` with auth_tag = HMAC-SHA384(b64(secret), uuid).
+//!
+//! The same identity is registered again at every start; a registrar accepts that (and refuses
+//! a different EK or AK under the same uuid).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use cairn_core::credential::{keylime_auth_tag, MadeCredential};
+use cairn_proto::agent::{ActivateRequest, RegistrationRequest, RegistrationResponse};
+use cairn_proto::version::ServiceVersion;
+use cairn_proto::{ApiVersion, Envelope};
+
+use crate::error::AgentError;
+use crate::identity::TpmIdentity;
+use crate::tpm_owner::TpmOwner;
+
+/// API version used when the registrar does not answer `/version`.
+const FALLBACK_VERSION: ApiVersion = ApiVersion { major: 2, minor: 1 };
+/// Largest registrar reply read.
+const MAX_REPLY: usize = 1024 * 1024;
+
+/// What the agent registers.
+#[derive(Clone, Debug)]
+pub struct Enrolment<'a> {
+    /// The agent uuid.
+    pub uuid: &'a str,
+    /// TPM keys.
+    pub identity: &'a TpmIdentity,
+    /// The agent's TLS certificate, PEM.
+    pub mtls_cert: &'a str,
+    /// Where verifiers reach the agent.
+    pub ip: IpAddr,
+    /// Its port.
+    pub port: u16,
+}
+
+/// Registers and activates at `registrar`; returns the API version used.
+pub async fn enrol(registrar: &reqwest::Url, owner: &TpmOwner, e: Enrolment<'_>) -> Result<ApiVersion, AgentError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|err| AgentError::Registrar(format!("HTTP client: {err}")))?;
+    let version = negotiate(&client, registrar).await;
+    let url = |tail: &str| {
+        registrar
+            .join(&format!("v{version}/agents/{}{tail}", e.uuid))
+            .map_err(|err| AgentError::Registrar(format!("URL: {err}")))
+    };
+    let body = RegistrationRequest {
+        ekcert: e.identity.ek_cert.as_deref().map(|c| B64.encode(c)),
+        ek_tpm: Some(B64.encode(&e.identity.ek.public)),
+        aik_tpm: B64.encode(&e.identity.ak.public),
+        mtls_cert: Some(e.mtls_cert.to_owned()),
+        ip: Some(e.ip.to_string()),
+        port: Some(e.port),
+        ..RegistrationRequest::default()
+    };
+    let reply: RegistrationResponse = send(client.post(url("")?).json(&body), "registration").await?;
+    let blob = B64.decode(reply.blob.trim()).map_err(|err| AgentError::Registrar(format!("blob is not base64: {err}")))?;
+    let made = MadeCredential::from_tpm2_tools(&blob).map_err(|source| AgentError::Parse { what: "credential blob", source })?;
+    let (ak, ek) = (e.identity.ak.clone(), e.identity.ek.clone());
+    let secret = owner
+        .run(move |tpm| Ok(tpm.activate_credential(&ak, &ek, &made.id_object, &made.encrypted_secret)?))
+        .await?;
+    let auth_tag = keylime_auth_tag(&secret, e.uuid);
+    let _: serde_json::Value = send(client.put(url("/activate")?).json(&ActivateRequest { auth_tag }), "activation").await?;
+    tracing::info!(uuid = e.uuid, %registrar, %version, "registered and activated");
+    Ok(version)
+}
+
+/// The highest version both sides serve, or [`FALLBACK_VERSION`].
+async fn negotiate(client: &reqwest::Client, registrar: &reqwest::Url) -> ApiVersion {
+    let Ok(url) = registrar.join("version") else { return FALLBACK_VERSION };
+    match send::<ServiceVersion>(client.get(url), "version").await {
+        Ok(v) => ApiVersion::negotiate(&v.supported_versions).unwrap_or(FALLBACK_VERSION),
+        Err(err) => {
+            tracing::warn!("registrar /version: {err}; using {FALLBACK_VERSION}");
+            FALLBACK_VERSION
+        }
+    }
+}
+
+/// Sends a request and unwraps the envelope's `results`; a non-2xx answer is an error with the
+/// registrar's reason.
+async fn send<T: serde::de::DeserializeOwned>(req: reqwest::RequestBuilder, what: &str) -> Result<T, AgentError> {
+    let err = |why: String| AgentError::Registrar(format!("{what}: {why}"));
+    let resp = req.send().await.map_err(|e| err(e.to_string()))?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| err(e.to_string()))?;
+    if bytes.len() > MAX_REPLY {
+        return Err(err(format!("reply of {} bytes", bytes.len())));
+    }
+    let envelope: Envelope<serde_json::Value> = serde_json::from_slice(&bytes)
+        .map_err(|e| err(format!("HTTP {status}, not a Keylime envelope ({e}): {}", String::from_utf8_lossy(&bytes))))?;
+    if !status.is_success() {
+        return Err(err(format!("HTTP {status}: {}", envelope.status)));
+    }
+    serde_json::from_value(envelope.results).map_err(|e| err(format!("unexpected results: {e}")))
+}
