@@ -34,7 +34,7 @@ same state directory and TPM presents the same uuid, EK and AK, and re-registers
 
 TPM SHARING: the agent opens the TPM for each operation and closes it right after, one
 operation at a time, never holding an idle connection. So with swtpm (one client at a time)
-an operator can run `cairn tpm pcr-extend --tcti … --pcr 10 …` (or tpm2_pcrextend) beside a
+an operator can run `cairn tpm pcr-extend --tcti … 10 sha256:<hex>` (or tpm2_pcrextend) beside a
 running agent; it succeeds between two agent operations (retry if it lands during one).
 Quotes reset and re-extend PCR 16 (it binds the node key), so do not use PCR 16 for anything else.";
 
