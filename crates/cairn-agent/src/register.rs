@@ -18,7 +18,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use cairn_core::credential::{keylime_auth_tag, MadeCredential};
-use cairn_proto::agent::{ActivateRequest, RegistrationRequest, RegistrationResponse};
+use cairn_proto::registrar::{ActivateRequest, RegisterRequest, RegisterResponse};
 use cairn_proto::version::ServiceVersion;
 use cairn_proto::{ApiVersion, Envelope};
 
@@ -58,16 +58,16 @@ pub async fn enrol(registrar: &reqwest::Url, owner: &TpmOwner, e: Enrolment<'_>)
             .join(&format!("v{version}/agents/{}{tail}", e.uuid))
             .map_err(|err| AgentError::Registrar(format!("URL: {err}")))
     };
-    let body = RegistrationRequest {
+    let body = RegisterRequest {
         ekcert: e.identity.ek_cert.as_deref().map(|c| B64.encode(c)),
-        ek_tpm: Some(B64.encode(&e.identity.ek.public)),
+        ek_tpm: B64.encode(&e.identity.ek.public),
         aik_tpm: B64.encode(&e.identity.ak.public),
         mtls_cert: Some(e.mtls_cert.to_owned()),
         ip: Some(e.ip.to_string()),
         port: Some(e.port),
-        ..RegistrationRequest::default()
+        ..RegisterRequest::default()
     };
-    let reply: RegistrationResponse = send(client.post(url("")?).json(&body), "registration").await?;
+    let reply: RegisterResponse = send(client.post(url("")?).json(&body), "registration").await?;
     let blob = B64.decode(reply.blob.trim()).map_err(|err| AgentError::Registrar(format!("blob is not base64: {err}")))?;
     let made = MadeCredential::from_tpm2_tools(&blob).map_err(|source| AgentError::Parse { what: "credential blob", source })?;
     let (ak, ek) = (e.identity.ak.clone(), e.identity.ek.clone());

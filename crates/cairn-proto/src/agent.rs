@@ -1,5 +1,5 @@
-//! Agent API bodies (Keylime agent REST 2.x): info, keys, quotes, and the registration the agent
-//! sends to a registrar.
+//! Agent API bodies (Keylime agent REST 2.x): info, keys, quotes. What an agent sends the
+//! registrar is in [`crate::registrar`].
 //!
 //! Field names and optionality follow what Keylime's verifier and tenant read and what Keylime's
 //! and rust-keylime's agents send, so either side can be a Keylime component. Binary values stay
@@ -60,97 +60,11 @@ pub struct QuoteResponse {
     pub mb_measurement_list: Option<String>,
 }
 
-/// `POST /vX/agents/{uuid}` at the registrar: what an agent registers.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistrationRequest {
-    /// EK certificate, base64 DER as read from NV (absent on TPMs without one).
-    #[serde(default)]
-    pub ekcert: Option<String>,
-    /// EK, base64 TPM2B_PUBLIC.
-    #[serde(default)]
-    pub ek_tpm: Option<String>,
-    /// AK, base64 TPM2B_PUBLIC.
-    pub aik_tpm: String,
-    /// IAK, base64 TPM2B_PUBLIC (DevID registration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iak_tpm: Option<String>,
-    /// IAK certificate, base64 DER.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iak_cert: Option<String>,
-    /// IDevID key, base64 TPM2B_PUBLIC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idevid_tpm: Option<String>,
-    /// IDevID certificate, base64 DER.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idevid_cert: Option<String>,
-    /// TPMS_ATTEST of the IAK certifying the AK, base64.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iak_attest: Option<String>,
-    /// The IAK's signature over `iak_attest`, base64.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iak_sign: Option<String>,
-    /// The agent's self-signed TLS certificate, PEM (or `"disabled"`).
-    #[serde(default)]
-    pub mtls_cert: Option<String>,
-    /// Where the verifier reaches the agent.
-    #[serde(default)]
-    pub ip: Option<String>,
-    /// The agent's port.
-    #[serde(default)]
-    pub port: Option<u16>,
-}
-
-/// The registrar's reply to a registration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistrationResponse {
-    /// tpm2-tools credential file (MakeCredential to the EK, bound to the AK name), base64.
-    pub blob: String,
-}
-
-/// `PUT /vX/agents/{uuid}/activate` at the registrar.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivateRequest {
-    /// hex(HMAC-SHA384(key = b64(secret), msg = uuid)).
-    pub auth_tag: String,
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn registration_as_rust_keylime_sends_it() {
-        // rust-keylime's body, with its optional DevID fields null.
-        let body = json!({
-            "ekcert": "MIIB", "ek_tpm": "AAEA", "aik_tpm": "AAEB",
-            "iak_tpm": null, "idevid_tpm": null, "iak_attest": null, "iak_sign": null,
-            "mtls_cert": "-----BEGIN CERTIFICATE-----\n...", "ip": "127.0.0.1", "port": 9002
-        });
-        let r: RegistrationRequest = serde_json::from_value(body).unwrap();
-        assert_eq!(r.ekcert.as_deref(), Some("MIIB"));
-        assert_eq!(r.port, Some(9002));
-        assert_eq!(r.iak_tpm, None);
-        // Ours omits absent DevID fields and keeps the rest.
-        let ours = serde_json::to_value(&r).unwrap();
-        assert_eq!(ours.get("iak_tpm"), None);
-        assert_eq!(ours["aik_tpm"], "AAEB");
-        // A body without aik_tpm is refused.
-        assert!(serde_json::from_value::<RegistrationRequest>(json!({"ek_tpm": "AA"})).is_err());
-        // DevID registration fields are read.
-        let devid = json!({"aik_tpm": "A", "iak_tpm": "B", "iak_cert": "C", "idevid_tpm": "D", "idevid_cert": "E"});
-        let r: RegistrationRequest = serde_json::from_value(devid).unwrap();
-        assert_eq!((r.iak_cert.as_deref(), r.idevid_cert.as_deref(), r.ekcert), (Some("C"), Some("E"), None));
-    }
-
-    #[test]
-    fn registrar_replies_and_activation() {
-        let r: RegistrationResponse = serde_json::from_value(json!({"blob": "utzA3gAAAAE="})).unwrap();
-        assert_eq!(r.blob, "utzA3gAAAAE=");
-        let a = serde_json::to_value(ActivateRequest { auth_tag: "ab".into() }).unwrap();
-        assert_eq!(a, json!({"auth_tag": "ab"}));
-    }
 
     #[test]
     fn integrity_quote_as_keylime_verifier_reads_it() {

@@ -41,6 +41,8 @@ enum Command {
     /// Benchmarks; each prints JSON.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Run the registrar: agents register (EK, EK certificate, AK) and activate; admins list over mTLS.
+    Registrar(cmd::registrar::RegistrarArgs),
     /// Run the local demo: a fresh swtpm, EK and AK, a quote, and its verification.
     Demo(cmd::demo::DemoArgs),
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Ima(c) => c.run(),
         Command::Policy(c) => c.run(),
         Command::Demo(a) => a.run(),
+        Command::Registrar(a) => a.run(),
     };
     match result {
         Ok(code) => code,

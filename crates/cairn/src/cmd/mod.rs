@@ -7,6 +7,7 @@ pub mod eventlog;
 pub mod ima;
 pub mod policy;
 pub mod quote;
+pub mod registrar;
 pub mod tpm;
 
 use std::path::Path;
