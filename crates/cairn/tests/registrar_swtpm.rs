@@ -296,3 +296,46 @@ fn agents_on_swtpm_enrol_end_to_end_and_refusals_hold_across_restarts() {
     }
     drop(outsider);
 }
+
+/// Our agent at our registrar, both as real processes on a real TPM: `cairn agent` registers,
+/// activates the credential the registrar made, and the registrar's admin API then holds exactly
+/// the AK, EK and mTLS certificate the agent keeps in its state directory.
+#[test]
+fn cairn_agent_enrols_at_cairn_registrar() {
+    let trusted = ca("trusted-ca");
+    let work = tempfile::tempdir().unwrap();
+    let (state, trust, agent_state) = (work.path().join("state"), work.path().join("trust"), work.path().join("agent"));
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&trust).unwrap();
+    std::fs::copy(trusted.root_pem(), trust.join("root.pem")).unwrap();
+    std::fs::copy(trusted.issuer_pem(), trust.join("issuer.pem")).unwrap();
+    let registrar = Registrar::start(&state, &trust);
+    let tpm_dir = tempfile::tempdir().unwrap();
+    let swtpm = Swtpm::start(&tpm_dir.path().join("tpm"), SwtpmOptions { with_ek_certs: Some(&trusted), port: None }).unwrap();
+
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["agent", "--tcti", &swtpm.tcti(), "--listen", "127.0.0.1:0", "--registrar", &registrar.http])
+        .arg("--state-dir")
+        .arg(&agent_state)
+        .args(["--ima-log", "/nonexistent", "--uefi-log", "/nonexistent"])
+        .env_remove("CAIRN_AGENT_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let up = line.starts_with("cairn agent ");
+    let uuid = line.split_whitespace().nth(2).unwrap_or_default().to_owned();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(up, "cairn agent did not enrol ({line:?}); registrar log:\n{}", log(&state));
+
+    let (status, got) = admin_get(&tls_client(&state, true), &registrar, &format!("agents/{uuid}"));
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let rec = &got["results"];
+    assert_eq!(unb64(rec["aik_tpm"].as_str().unwrap()), std::fs::read(agent_state.join("ak.pub")).unwrap());
+    assert_eq!(unb64(rec["ek_tpm"].as_str().unwrap()), std::fs::read(agent_state.join("ek.pub")).unwrap());
+    assert_eq!(rec["mtls_cert"].as_str().unwrap().trim(), std::fs::read_to_string(agent_state.join("mtls.crt")).unwrap().trim());
+}
