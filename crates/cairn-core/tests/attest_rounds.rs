@@ -396,3 +396,29 @@ fn measured_boot_replays_the_uefi_log_against_the_quote_then_judges_it() {
     assert_eq!(checks(&j), ["uefi_pcr_mismatch"]);
     assert!(matches!(&failures(&j)[0], Failure::UefiPcrMismatch { pcr, .. } if pcr.get() == 4));
 }
+
+#[test]
+fn a_failing_round_never_moves_the_ima_state_and_a_passing_one_stops_at_the_quote() {
+    // Every cut of the list (mid-line included) and every quoted prefix: the judgement either
+    // passes and resumes exactly at the quoted prefix, or fails and keeps the state.
+    let Setup { mut tpm, log, policy } = setup(8);
+    let state = AgentState::new(BANK);
+    for quoted in [0, 3, 8] {
+        tpm.measure_ima(&log, quoted);
+        for cut in (0..=log.len()).step_by(7).chain([log.len()]) {
+            let q = tpm.quote(b"n", IMA);
+            let j = judge(&policy, &state, &ima_round(b"n", &q, &log[..cut], 0, 1000));
+            match j.verdict {
+                Verdict::Pass => assert_eq!(j.next_ima_entry, quoted as u64, "cut {cut}"),
+                Verdict::Fail(_) => assert_eq!(j.next_state.ima, state.ima, "cut {cut}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_state_kept_per_agent_is_small() {
+    let size = std::mem::size_of::<AgentState>();
+    eprintln!("AgentState: {size} bytes inline");
+    assert!(size <= 640, "{size}");
+}
