@@ -149,7 +149,7 @@ pub fn judge(policy: &AgentPolicy, state: &AgentState, round: &Round<'_>) -> Jud
     let rebooted = rebooted(state, round);
     let base_ima = if rebooted { fresh_ima(bank) } else { state.ima.clone() };
     let mut next_ima = base_ima.clone();
-    let pcr10 = PcrIndex::new(IMA_PCR as u8).filter(|p| round.mask & p.bit() != 0);
+    let pcr10 = u8::try_from(IMA_PCR).ok().and_then(PcrIndex::new).filter(|p| round.mask & p.bit() != 0);
     if let Some(quoted) = pcr10.and_then(|p| quote.pcrs.get(bank, p)) {
         let runtime_policy = policy.runtime.as_deref();
         if let Some(next) =
