@@ -12,6 +12,7 @@
 //! ```
 
 pub mod alg;
+pub mod attest;
 pub mod codec;
 pub mod credential;
 pub mod crypto;
