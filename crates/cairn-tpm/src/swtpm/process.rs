@@ -32,7 +32,14 @@ const STATE_FILE: &str = "tpm2-00.permall";
 
 /// Runs swtpm (`$0 "$@"`) in the background, prints its PID, kills it when stdin reaches EOF,
 /// and exits with swtpm's status.
-const GUARD: &str = r#"exec 3<&0
+///
+/// It first closes every descriptor it inherited above stderr. libtss2's swtpm TCTI opens its
+/// sockets without close-on-exec, so a swtpm started while another thread of this process holds a
+/// TPM connection would otherwise inherit that connection and keep it open after its owner closed
+/// it; swtpm serves one client at a time and would then wait on the ghost forever. (bash, because
+/// dash cannot name descriptors above 9.)
+const GUARD: &str = r#"for f in /proc/$$/fd/*; do n=${f##*/}; case $n in 0|1|2) ;; *) eval "exec $n>&-" 2>/dev/null ;; esac; done
+exec 3<&0
 "$0" "$@" 3<&- </dev/null >&2 &
 p=$!
 echo "$p"
@@ -117,7 +124,7 @@ impl Swtpm {
         let log_path = state_dir.join(LOG_FILE);
         let log = File::create(&log_path).map_err(TpmError::io(&log_path))?;
         let ctrl = u32::from(port) + 1;
-        let mut guard = Command::new("sh")
+        let mut guard = Command::new("bash")
             .arg("-c")
             .arg(GUARD)
             .arg(program)
@@ -252,15 +259,26 @@ fn listener_owner(pid: u32, port: u16) -> Option<bool> {
     }))
 }
 
+/// Lowest and highest data port picked: below Linux's default ephemeral range (32768–60999).
+///
+/// libtss2's swtpm TCTI opens a TCP connection per command, so a busy test run leaves thousands of
+/// client sockets in TIME-WAIT on ephemeral ports; a swtpm listening port picked from that range
+/// can collide with one of them and fail to bind. Below the range, client sockets never land.
+const PORT_RANGE: std::ops::Range<u16> = 10_000..32_000;
+
 /// A data port P such that P and P+1 could both be bound on loopback just now.
 fn free_port_pair() -> Result<u16, TpmError> {
-    for _ in 0..64 {
-        let first = TcpListener::bind(("127.0.0.1", 0)).map_err(TpmError::io("127.0.0.1:0"))?;
-        let port = first.local_addr().map_err(TpmError::io("127.0.0.1:0"))?.port();
-        if port == u16::MAX {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(0x9E37_79B9, std::sync::atomic::Ordering::Relaxed);
+    let span = u64::from(PORT_RANGE.end - PORT_RANGE.start) / 2;
+    for _ in 0..128 {
+        // xorshift: cheap, different per process, thread and call.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = PORT_RANGE.start + 2 * u16::try_from(x % span).unwrap_or(0);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
             return Ok(port);
         }
     }
