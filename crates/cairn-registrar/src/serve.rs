@@ -5,7 +5,7 @@
 //! (ports may be 0 = any free port); [`Registrar::serve`] then serves both ports until the
 //! shutdown future completes, stops accepting, and gives open connections a grace period.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,11 +145,14 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 async fn serve_plain(listener: TcpListener, app: Router, stop: watch::Receiver<bool>) -> std::io::Result<()> {
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop));
-    match tokio::time::timeout(GRACE * 4, server).await {
-        Ok(r) => r,
-        Err(_) => Ok(()),
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop.clone())).into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => return r,
+        () = stopped(stop) => {}
     }
+    // Shutdown requested: open connections get the grace period, then are dropped.
+    tokio::time::timeout(GRACE, server).await.unwrap_or(Ok(()))
 }
 
 async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router, stop: watch::Receiver<bool>) -> std::io::Result<()> {

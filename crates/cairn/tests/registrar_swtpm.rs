@@ -210,11 +210,9 @@ fn agents_on_swtpm_enrol_end_to_end_and_refusals_hold_across_restarts() {
     std::fs::copy(trusted.root_pem(), trust.join("root.pem")).unwrap();
     std::fs::copy(trusted.issuer_pem(), trust.join("issuer.pem")).unwrap();
 
-    // Three agents' TPMs and an outsider, manufactured in parallel.
-    let nodes: Vec<Node> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..3).map(|_| s.spawn(|| Node::start(&trusted))).collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    // Three agents' TPMs and an outsider, one after the other: a process spawned while another
+    // thread holds a TPM connection would inherit that socket (libtss2 does not set CLOEXEC).
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&trusted)).collect();
     let outsider = Node::start(&unknown);
 
     let mut reg = Registrar::start(&state, &trust);
