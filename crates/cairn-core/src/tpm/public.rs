@@ -235,33 +235,32 @@ impl Public {
             | attrs::USER_WITH_AUTH
             | attrs::RESTRICTED
             | attrs::SIGN;
+        let object_type = match key {
+            PublicKey::Rsa { .. } => AlgId::RSA,
+            PublicKey::Ecc { .. } => AlgId::ECC,
+            PublicKey::Symmetric(_) => return Err(ParseError::text("public key", "a symmetric object cannot sign quotes")),
+        };
+        // type, nameAlg, objectAttributes, empty authPolicy, no symmetric, the fixed scheme.
+        t.put_u16_be(object_type.0);
+        t.put_u16_be(AlgId::SHA256.0);
+        t.put_u32_be(attributes);
+        t.put_tpm2b(&[]);
+        t.put_u16_be(AlgId::NULL.0);
+        t.put_u16_be(scheme.alg_id().0);
+        t.put_u16_be(hash.alg_id().0);
         match key {
             PublicKey::Rsa { n, e } => {
-                t.put_u16_be(AlgId::RSA.0);
-                t.put_u16_be(AlgId::SHA256.0);
-                t.put_u32_be(attributes);
-                t.put_tpm2b(&[]);
-                t.put_u16_be(AlgId::NULL.0);
-                t.put_u16_be(scheme.alg_id().0);
-                t.put_u16_be(hash.alg_id().0);
                 t.put_u16_be(u16::try_from(n.len() * 8).unwrap_or(0));
                 t.put_u32_be(if *e == 65537 { 0 } else { *e });
                 t.put_tpm2b(n);
             }
             PublicKey::Ecc { curve, x, y } => {
-                t.put_u16_be(AlgId::ECC.0);
-                t.put_u16_be(AlgId::SHA256.0);
-                t.put_u32_be(attributes);
-                t.put_tpm2b(&[]);
-                t.put_u16_be(AlgId::NULL.0);
-                t.put_u16_be(scheme.alg_id().0);
-                t.put_u16_be(hash.alg_id().0);
                 t.put_u16_be(curve.id());
                 t.put_u16_be(AlgId::NULL.0);
                 t.put_tpm2b(x);
                 t.put_tpm2b(y);
             }
-            PublicKey::Symmetric(_) => return Err(ParseError::text("public key", "a symmetric object cannot sign quotes")),
+            PublicKey::Symmetric(_) => {} // refused above
         }
         Public::parse_tpmt(&t)
     }
