@@ -155,7 +155,10 @@ async fn serve_plain(listener: TcpListener, app: Router, stop: watch::Receiver<b
     tokio::time::timeout(GRACE, server).await.unwrap_or(Ok(()))
 }
 
-async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router, stop: watch::Receiver<bool>) -> std::io::Result<()> {
+/// Serves `app` over TLS on `listener` until `stop` turns true (shared by the verifier): each
+/// connection is handshaken with a timeout, then served; at shutdown open connections get a grace
+/// period.
+pub async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router, stop: watch::Receiver<bool>) -> std::io::Result<()> {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {

@@ -1,8 +1,7 @@
 //! # cairn-store
 //!
 //! Where Cairn's services keep state across restarts. Each service sees one trait describing
-//! exactly the operations it needs ([`RegistrarStore`] today; a verifier store will sit beside
-//! it), so a backend is a set of trait impls and the services never see SQL. The embedded
+//! exactly the operations it needs ([`RegistrarStore`], [`VerifierStore`]), so a backend is a set of trait impls and the services never see SQL. The embedded
 //! backend is SQLite ([`SqliteStore`]): one file in WAL mode, schema migrations compiled into the
 //! binary and applied in order on open (`PRAGMA user_version` records how far a file got).
 //! PostgreSQL, for verifier pools, is meant to be a second impl of the same traits.
@@ -27,7 +26,12 @@ mod error;
 mod migrate;
 mod registrar;
 mod sqlite;
+mod sqlite_verifier;
+mod verifier;
 
 pub use error::StoreError;
 pub use registrar::{NewRegistration, Registration, RegistrarStore, Saved};
 pub use sqlite::SqliteStore;
+pub use verifier::{
+    AgentStatus, Delivery, HistoryEvent, PolicyKind, StatusUpdate, VerifierAgent, VerifierStore, HISTORY_PER_AGENT,
+};

@@ -10,7 +10,10 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// SQLite schema migrations, oldest first.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_registrar.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_registrar.sql"),
+    include_str!("../migrations/sqlite/0002_verifier.sql"),
+];
 
 /// Brings `conn` to the newest schema; returns the version it is at.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {

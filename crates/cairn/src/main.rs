@@ -43,6 +43,10 @@ enum Command {
     Bench(cmd::bench::BenchCommand),
     /// Run the registrar: agents register (EK, EK certificate, AK) and activate; admins list over mTLS.
     Registrar(cmd::registrar::RegistrarArgs),
+    /// Run the verifier: attest every added node continuously; signed revocations on failure.
+    Verifier(cmd::verifier::VerifierArgs),
+    /// Tenant commands: add nodes to the verifier, read their status, reactivate, delete.
+    Node(cmd::node::NodeArgs),
     /// Run the local demo: a fresh swtpm, EK and AK, a quote, and its verification.
     Demo(cmd::demo::DemoArgs),
 }
@@ -59,6 +63,8 @@ fn main() -> ExitCode {
         Command::Policy(c) => c.run(),
         Command::Demo(a) => a.run(),
         Command::Registrar(a) => a.run(),
+        Command::Verifier(a) => a.run(),
+        Command::Node(a) => a.run(),
     };
     match result {
         Ok(code) => code,

@@ -5,10 +5,12 @@ pub mod bench;
 pub mod demo;
 pub mod eventlog;
 pub mod ima;
+pub mod node;
 pub mod policy;
 pub mod quote;
 pub mod registrar;
 pub mod tpm;
+pub mod verifier;
 
 use std::path::Path;
 

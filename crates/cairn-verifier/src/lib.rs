@@ -1,0 +1,33 @@
+//! # cairn-verifier
+//!
+//! Continuous attestation. Every node a tenant adds is attested on an interval: a fresh nonce,
+//! an integrity quote from its agent (incremental IMA, UEFI log when measured boot applies), and
+//! `cairn_core::attest::judge` over it with the node's policies and what was kept from the last
+//! round. A failing node is marked failed with every reason named and a signed revocation goes
+//! to webhooks and to the other agents; a node that does not answer is `unreachable` — never
+//! trusted — and is retried with backoff until it answers again.
+//!
+//! The shape: one async task per node ([`node`]), a fleet-wide semaphore bounding rounds in
+//! flight, a kept-alive HTTPS connection per agent, policies parsed once and shared
+//! ([`policies`]), status writes batched into one transaction ([`writer`]), and tenant operations
+//! written through to the store before they are answered ([`fleet`]). The tenant API is Keylime's
+//! verifier API 2.x over mutual TLS, plus Cairn's read API ([`api`]).
+
+pub mod agent_client;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod fleet;
+pub mod node;
+pub mod openapi;
+pub mod policies;
+pub mod revoke;
+pub mod serve;
+pub mod spec;
+pub mod state;
+pub mod writer;
+
+pub use config::VerifierConfig;
+pub use error::VerifierError;
+pub use serve::Verifier;
+pub use state::NodeState;

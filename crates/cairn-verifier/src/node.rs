@@ -1,0 +1,400 @@
+//! One node: what the API reads about it ([`Node`]) and the task that attests it ([`run`]).
+//!
+//! Each node has one async task. It sleeps until the node is due (or is woken by a reactivate),
+//! takes a permit from the fleet-wide semaphore (bounded concurrency), asks the agent for an
+//! integrity quote over its kept-alive connection, and hands the reply to
+//! `cairn_core::attest::judge` with the node's parsed policies and the state it kept from the last
+//! round (incremental IMA replay, TPM clock, boot time). The outcome becomes the node's status
+//! (see `state.rs`), a batched store write and, on a failure, a signed revocation.
+//!
+//! Interplay with the tenant: `stop`, `reactivate` and spec changes bump the node's generation; a
+//! round that was in flight when that happened is discarded rather than applied.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_core::attest::{judge, AgentPolicy, AgentState, Failure, Round, Verdict};
+use cairn_core::crypto::VerifyingKey;
+use cairn_core::tpm::ClockInfo;
+use cairn_proto::verifier::FailureView;
+use cairn_store::{AgentStatus, HistoryEvent, StatusUpdate};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::agent_client::{self, integrity_quote, IntegrityReply, Unreachable};
+use crate::fleet::Fleet;
+use crate::revoke::RevocationRequest;
+use crate::spec::NodeSpec;
+use crate::state::NodeState;
+
+/// What the API reads and the tenant changes.
+#[derive(Debug)]
+pub struct Node {
+    /// The node id.
+    pub id: String,
+    /// What the tenant asked for.
+    pub spec: RwLock<NodeSpec>,
+    /// The attestation status.
+    pub status: Mutex<NodeStatus>,
+    /// Wakes the task (reactivate, spec change, shutdown).
+    pub wake: Notify,
+}
+
+/// A node's status between rounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The state.
+    pub state: Option<NodeState>,
+    /// The failure was the quote itself (INVALID_QUOTE) rather than a policy (FAILED).
+    #[serde(default)]
+    pub quote_failed: bool,
+    /// Why the node is failed or unreachable.
+    #[serde(skip)]
+    pub failures: Vec<FailureView>,
+    /// Rounds passed.
+    #[serde(skip)]
+    pub attestation_count: u64,
+    /// Unix seconds of the last quote received.
+    #[serde(skip)]
+    pub last_received_quote: Option<i64>,
+    /// Unix seconds of the last pass.
+    #[serde(skip)]
+    pub last_successful_attestation: Option<i64>,
+    /// Consecutive unanswered requests.
+    #[serde(default)]
+    pub misses: u32,
+    /// Id of the last revocation sent.
+    #[serde(default)]
+    pub last_event_id: Option<String>,
+    /// Bumped by stop, reactivate and spec changes.
+    #[serde(skip)]
+    pub generation: u64,
+    /// Start the next round now rather than at its time.
+    #[serde(skip)]
+    pub due_now: bool,
+    /// The TPM clock of the last verified quote (kept across restarts: an old quote stays old).
+    #[serde(default)]
+    pub last_clock: Option<(u32, u32, u64)>,
+    /// The boot time the agent last reported.
+    #[serde(default)]
+    pub boottime: Option<u64>,
+}
+
+impl NodeStatus {
+    /// The state, `pending` before any.
+    pub fn state(&self) -> NodeState {
+        self.state.unwrap_or(NodeState::Pending)
+    }
+
+    /// The row the store keeps.
+    pub fn to_store(&self) -> AgentStatus {
+        AgentStatus {
+            operational_state: self.state().operational_state(self.quote_failed),
+            attestation_count: self.attestation_count,
+            last_received_quote: self.last_received_quote,
+            last_successful_attestation: self.last_successful_attestation,
+            failure: if self.failures.is_empty() { None } else { serde_json::to_string(&self.failures).ok() },
+            round_state: serde_json::to_string(self).ok(),
+        }
+    }
+
+    /// Back from the store (unknown or damaged state JSON: pending, attested again at once).
+    pub fn from_store(s: &AgentStatus) -> NodeStatus {
+        let mut n: NodeStatus = s.round_state.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        n.failures = s.failure.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        n.attestation_count = s.attestation_count;
+        n.last_received_quote = s.last_received_quote;
+        n.last_successful_attestation = s.last_successful_attestation;
+        n.due_now = true;
+        n
+    }
+}
+
+/// Unix seconds and milliseconds now.
+pub fn now() -> (i64, i64) {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A history event for `id`.
+pub fn event(id: &str, kind: &str, detail: serde_json::Value) -> HistoryEvent {
+    HistoryEvent { agent_id: id.to_owned(), at_ms: now().1, kind: kind.to_owned(), detail: detail.to_string() }
+}
+
+/// A failure as reported.
+pub fn view(f: &Failure) -> FailureView {
+    FailureView { check: f.check().to_owned(), message: f.to_string() }
+}
+
+/// 20 random alphanumeric characters, as Keylime's verifier sends.
+pub fn nonce() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(20);
+    while out.len() < 20 {
+        let mut buf = [0u8; 32];
+        if aws_lc_rs::rand::fill(&mut buf).is_err() {
+            continue;
+        }
+        // 248 = 4 × 62: rejecting larger bytes keeps every character equally likely.
+        for b in buf.iter().filter(|b| **b < 248) {
+            if out.len() == 20 {
+                break;
+            }
+            out.push(char::from(ALPHABET[usize::from(*b % 62)]));
+        }
+    }
+    out
+}
+
+/// The parsed pieces a round needs, rebuilt when the spec or a policy changes.
+struct Prepared {
+    generation: u64,
+    epoch: u64,
+    policy: AgentPolicy,
+    mask: u32,
+    base: String,
+    http: reqwest::Client,
+}
+
+fn prepare(fleet: &Fleet, node: &Node, generation: u64, epoch: u64) -> Result<Prepared, String> {
+    let spec = node.spec.read().map_err(|_| "spec lock poisoned".to_owned())?.clone();
+    let ak = spec.ak().map_err(|e| e.to_string())?;
+    let hash = spec.quote_hash().map_err(|e| e.to_string())?;
+    let store = fleet.store.as_ref();
+    let runtime = match &spec.runtime_policy_name {
+        Some(n) => Some(fleet.policies.runtime(store, n).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let measured_boot = match &spec.mb_policy_name {
+        Some(n) => Some(fleet.policies.measured_boot(store, n).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let policy = AgentPolicy {
+        ak: VerifyingKey::from_public(&ak),
+        nk_pem: spec.nk_pem.clone(),
+        hash,
+        pcr_policy: spec.pcr_policy().map_err(|e| e.to_string())?,
+        runtime,
+        measured_boot,
+        require_safe_clock: fleet.config.require_safe_clock,
+    };
+    let http = agent_client::client(&spec.mtls_cert, &fleet.client_identity, fleet.config.request_timeout())
+        .map_err(|e| e.to_string())?;
+    let host = if spec.ip.contains(':') { format!("[{}]", spec.ip) } else { spec.ip.clone() };
+    Ok(Prepared {
+        generation,
+        epoch,
+        policy,
+        mask: spec.mask().map_err(|e| e.to_string())?,
+        base: format!("https://{host}:{}/v{}", spec.port, spec.api_version),
+        http,
+    })
+}
+
+/// What one round came to.
+enum Outcome {
+    /// Every check passed; the NK when the reply carried one the spec did not hold yet.
+    Pass { nk_learned: Option<String> },
+    /// Checks failed.
+    Fail(Vec<Failure>),
+    /// No usable reply.
+    Unreachable(String),
+    /// The node's spec or policies cannot be used (e.g. a policy was deleted).
+    Misconfigured(String),
+}
+
+/// Attests `node` until the fleet shuts down (the task is aborted when the node is removed).
+pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
+    let mut stop = fleet.stop.clone();
+    let mut prepared: Option<Prepared> = None;
+    let mut agent_state: Option<AgentState> = None;
+    let mut next = Instant::now();
+    loop {
+        // Wait until the node is polled and due.
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let (polled, due_now) = match node.status.lock() {
+                Ok(mut s) => (s.state().polled(), std::mem::take(&mut s.due_now)),
+                Err(_) => return,
+            };
+            if due_now {
+                next = Instant::now();
+                agent_state = None; // reactivated or restarted: replay from the first entry
+            }
+            if polled && Instant::now() >= next {
+                break;
+            }
+            if polled {
+                tokio::select! {
+                    () = tokio::time::sleep_until(next) => {}
+                    () = node.wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
+            } else {
+                tokio::select! {
+                    () = node.wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        let started = Instant::now();
+        let Ok(permit) = fleet.permits.clone().acquire_owned().await else { return };
+        let generation = node.status.lock().map(|s| s.generation).unwrap_or(u64::MAX);
+        let epoch = fleet.policy_epoch();
+        if prepared.as_ref().is_some_and(|p| p.generation != generation || p.epoch != epoch) {
+            prepared = None;
+        }
+        if prepared.is_none() {
+            match prepare(&fleet, &node, generation, epoch) {
+                Ok(p) => prepared = Some(p),
+                Err(why) => {
+                    drop(permit);
+                    let delay = apply(&fleet, &node, generation, Outcome::Misconfigured(why), &agent_state);
+                    next = started + delay;
+                    continue;
+                }
+            }
+        }
+        let Some(p) = prepared.as_ref() else { continue };
+        if agent_state.is_none() {
+            let kept = node.status.lock().map(|s| s.clone()).unwrap_or_default();
+            agent_state = Some(restored_state(p.policy.hash, &kept));
+        }
+        let outcome = attest(p, &mut agent_state).await;
+        drop(permit);
+        let delay = apply(&fleet, &node, generation, outcome, &agent_state);
+        next = started + delay;
+    }
+}
+
+/// One round: request, decode, judge. Leaves the judged next state in `agent_state` only on a pass.
+async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>) -> Outcome {
+    let state = agent_state.get_or_insert_with(|| AgentState::new(p.policy.hash));
+    let entry = state.ima.replay.next_entry();
+    let partial = p.policy.nk_pem.is_some();
+    let nonce = nonce();
+    let reply: IntegrityReply = match integrity_quote(&p.http, &p.base, &nonce, p.mask, partial, entry).await {
+        Ok(r) => r,
+        Err(Unreachable(why)) => return Outcome::Unreachable(why),
+    };
+    let uefi = match reply.uefi_log() {
+        Ok(u) => u,
+        Err(why) => return Outcome::Unreachable(why),
+    };
+    let round = Round {
+        nonce: nonce.as_bytes(),
+        mask: p.mask,
+        quote: &reply.quote,
+        boottime: reply.boottime,
+        pubkey: reply.pubkey.as_deref(),
+        ima_lines: reply.ima_measurement_list.as_deref().map(str::as_bytes),
+        ima_entry: reply.ima_measurement_list_entry,
+        uefi_log: uefi.as_deref(),
+    };
+    let judgement = judge(&p.policy, state, &round);
+    match judgement.verdict {
+        Verdict::Pass => {
+            *state = judgement.next_state;
+            let nk_learned = if partial { None } else { reply.pubkey.clone() };
+            Outcome::Pass { nk_learned }
+        }
+        Verdict::Fail(failures) => Outcome::Fail(failures),
+    }
+}
+
+/// Applies a round's outcome to the node's status; returns the delay to the next round.
+fn apply(
+    fleet: &Fleet,
+    node: &Node,
+    generation: u64,
+    outcome: Outcome,
+    agent_state: &Option<AgentState>,
+) -> Duration {
+    let interval = fleet.config.quote_interval();
+    let (now_s, _) = now();
+    let Ok(mut st) = node.status.lock() else { return interval };
+    if st.generation != generation {
+        return Duration::ZERO; // stopped, reactivated or changed meanwhile: this round does not count
+    }
+    let before = st.state();
+    let mut events = Vec::new();
+    let mut revoke = None;
+    let delay = match outcome {
+        Outcome::Pass { nk_learned } => {
+            st.state = Some(NodeState::Attested);
+            st.quote_failed = false;
+            st.failures.clear();
+            st.misses = 0;
+            st.attestation_count += 1;
+            st.last_received_quote = Some(now_s);
+            st.last_successful_attestation = Some(now_s);
+            if let Some(s) = agent_state.as_ref() {
+                st.last_clock = s.last_clock.map(|c| (c.reset_count, c.restart_count, c.clock));
+                st.boottime = s.boottime;
+            }
+            if before != NodeState::Attested {
+                events.push(event(&node.id, "pass", serde_json::json!({"from": before.name()})));
+            }
+            if let Some(nk) = nk_learned {
+                fleet.learn_nk(node, nk);
+            }
+            interval
+        }
+        Outcome::Fail(failures) => {
+            let views: Vec<FailureView> = failures.iter().map(view).collect();
+            st.state = Some(NodeState::Failed);
+            st.quote_failed = failures.iter().any(|f| matches!(f, Failure::Quote(_) | Failure::QuoteString(_)));
+            st.misses = 0;
+            st.last_received_quote = Some(now_s);
+            tracing::warn!(agent = %node.id, failures = %summary(&views), "attestation failed");
+            events.push(event(&node.id, "fail", serde_json::json!({"failures": views})));
+            st.failures = views;
+            let event_id = format!("{}-{}", node.id, now().1);
+            st.last_event_id = Some(event_id.clone());
+            revoke = Some(RevocationRequest::new(node, event_id, &st.failures, st.quote_failed));
+            interval
+        }
+        Outcome::Unreachable(why) => {
+            st.misses = st.misses.saturating_add(1);
+            if before != NodeState::Unreachable {
+                tracing::warn!(agent = %node.id, reason = %why, "agent unreachable");
+                events.push(event(&node.id, "unreachable", serde_json::json!({"reason": why})));
+            }
+            st.state = Some(NodeState::Unreachable);
+            st.failures = vec![FailureView { check: "unreachable".into(), message: why }];
+            fleet.config.retry_delay(st.misses)
+        }
+        Outcome::Misconfigured(why) => {
+            tracing::warn!(agent = %node.id, reason = %why, "cannot attest: configuration");
+            if before != NodeState::Failed {
+                events.push(event(&node.id, "fail", serde_json::json!({"failures": [{"check": "configuration", "message": why}]})));
+            }
+            st.state = Some(NodeState::Failed);
+            st.quote_failed = false;
+            st.failures = vec![FailureView { check: "configuration".into(), message: why }];
+            interval
+        }
+    };
+    let update = StatusUpdate { agent_id: node.id.clone(), status: st.to_store(), events };
+    drop(st);
+    fleet.write(update);
+    if let Some(r) = revoke {
+        fleet.revoke(r);
+    }
+    delay
+}
+
+fn summary(views: &[FailureView]) -> String {
+    views.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ")
+}
+
+/// Restores the kept TPM clock and boot time into a fresh state.
+pub fn restored_state(hash: cairn_core::HashAlg, st: &NodeStatus) -> AgentState {
+    let mut s = AgentState::new(hash);
+    s.last_clock = st.last_clock.map(|(reset_count, restart_count, clock)| ClockInfo { clock, reset_count, restart_count, safe: true });
+    s.boottime = st.boottime;
+    s
+}

@@ -1,0 +1,193 @@
+//! A node as the tenant added it: the Keylime add request checked and normalised into the
+//! [`NodeSpec`] the verifier stores (as JSON) and attests by.
+//!
+//! Everything that can be wrong with a request is found here, before anything is stored: the AK
+//! must parse and sign with an accepted hash, the PCR policy must parse, inline policies must
+//! parse (they are then stored as named policies, under the given name or the node's id, as
+//! Keylime does), and a named policy must exist.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use cairn_core::policy::pcr::PcrPolicy;
+use cairn_core::tpm::Public;
+use cairn_core::HashAlg;
+use cairn_proto::verifier::AddAgentRequest;
+use cairn_store::PolicyKind;
+use serde::{Deserialize, Serialize};
+
+use crate::error::VerifierError;
+
+/// PCR 10 (IMA) is always quoted: the IMA list is replayed even without a runtime policy.
+const IMA_MASK: u32 = 1 << 10;
+/// PCRs 0–7 are quoted when a measured-boot policy applies.
+const BOOT_MASK: u32 = 0xff;
+
+/// What the verifier stores for a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// Contact address.
+    pub ip: String,
+    /// Contact port.
+    pub port: u16,
+    /// AK, base64 TPM2B_PUBLIC.
+    pub ak_tpm: String,
+    /// The agent's HTTPS certificate (PEM), pinned.
+    pub mtls_cert: String,
+    /// PCR policy JSON text (`{}` = none).
+    pub tpm_policy: String,
+    /// Runtime policy name.
+    pub runtime_policy_name: Option<String>,
+    /// Measured-boot policy name.
+    pub mb_policy_name: Option<String>,
+    /// Metadata JSON text.
+    pub metadata: String,
+    /// Accepted hash algorithms (as sent).
+    pub accept_tpm_hash_algs: Vec<String>,
+    /// Accepted encryption algorithms (as sent).
+    pub accept_tpm_encryption_algs: Vec<String>,
+    /// Accepted signing algorithms (as sent).
+    pub accept_tpm_signing_algs: Vec<String>,
+    /// API version to speak to the agent (`2.5`).
+    pub api_version: String,
+    /// The agent's NK (PEM), learned from its first reply.
+    #[serde(default)]
+    pub nk_pem: Option<String>,
+}
+
+/// A policy given inline in an add request, to store under `name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlinePolicy {
+    /// Kind.
+    pub kind: PolicyKind,
+    /// Name to store it under.
+    pub name: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// A checked add request: the spec and the inline policies to store first.
+#[derive(Clone, Debug)]
+pub struct CheckedAdd {
+    /// The spec.
+    pub spec: NodeSpec,
+    /// Policies given inline.
+    pub inline: Vec<InlinePolicy>,
+}
+
+fn bad(msg: impl Into<String>) -> VerifierError {
+    VerifierError::BadRequest(msg.into())
+}
+
+/// Text that means "no policy" in Keylime requests.
+fn absent(s: &Option<String>) -> bool {
+    s.as_deref().map(str::trim).is_none_or(|t| t.is_empty() || t == "null" || t == "{}")
+}
+
+impl NodeSpec {
+    /// Checks an add request for `agent_id`; `default_version` is used when the request names none.
+    pub fn from_request(agent_id: &str, r: &AddAgentRequest, default_version: &str) -> Result<CheckedAdd, VerifierError> {
+        if r.cloudagent_ip.trim().is_empty() {
+            return Err(bad("cloudagent_ip is empty"));
+        }
+        if r.cloudagent_port == 0 {
+            return Err(bad("cloudagent_port is 0"));
+        }
+        let ak_tpm = r.ak_tpm.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
+            bad("ak_tpm is required (the AK's TPM2B_PUBLIC, base64, as the registrar's aik_tpm)")
+        })?;
+        let mtls_cert = r.mtls_cert.clone().filter(|s| s.contains("BEGIN CERTIFICATE")).ok_or_else(|| {
+            bad("mtls_cert is required (the agent's HTTPS certificate, PEM, as the registrar's mtls_cert)")
+        })?;
+        if r.runtime_policy_sig.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(bad("runtime_policy_sig: detached policy signatures are not supported"));
+        }
+        let mut spec = NodeSpec {
+            ip: r.cloudagent_ip.trim().to_owned(),
+            port: r.cloudagent_port,
+            ak_tpm,
+            mtls_cert,
+            tpm_policy: r.tpm_policy.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "{}".into()),
+            runtime_policy_name: None,
+            mb_policy_name: None,
+            metadata: r.metadata.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "{}".into()),
+            accept_tpm_hash_algs: r.accept_tpm_hash_algs.clone().unwrap_or_default(),
+            accept_tpm_encryption_algs: r.accept_tpm_encryption_algs.clone().unwrap_or_default(),
+            accept_tpm_signing_algs: r.accept_tpm_signing_algs.clone().unwrap_or_default(),
+            api_version: r.supported_version.clone().unwrap_or_else(|| default_version.to_owned()),
+            nk_pem: None,
+        };
+        spec.ak()?;
+        spec.quote_hash()?;
+        spec.pcr_policy()?;
+        if cairn_proto::ApiVersion::from_path_segment(&format!("v{}", spec.api_version)).is_none() {
+            return Err(bad(format!("supported_version {:?} is not an API version like 2.5", spec.api_version)));
+        }
+
+        let mut inline = Vec::new();
+        if !absent(&r.runtime_policy) {
+            let b64 = r.runtime_policy.as_deref().unwrap_or_default().trim();
+            let bytes = B64.decode(b64).map_err(|e| bad(format!("runtime_policy is not base64: {e}")))?;
+            let text = String::from_utf8(bytes).map_err(|_| bad("runtime_policy is not UTF-8 text"))?;
+            let name = r.runtime_policy_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| agent_id.to_owned());
+            inline.push(InlinePolicy { kind: PolicyKind::Runtime, name: name.clone(), text });
+            spec.runtime_policy_name = Some(name);
+        } else {
+            spec.runtime_policy_name = r.runtime_policy_name.clone().filter(|n| !n.is_empty());
+        }
+        let mb_text = if absent(&r.mb_policy) { &r.mb_refstate } else { &r.mb_policy };
+        if !absent(mb_text) {
+            let name = r.mb_policy_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| agent_id.to_owned());
+            let text = mb_text.clone().unwrap_or_default();
+            inline.push(InlinePolicy { kind: PolicyKind::MeasuredBoot, name: name.clone(), text });
+            spec.mb_policy_name = Some(name);
+        } else {
+            spec.mb_policy_name = r.mb_policy_name.clone().filter(|n| !n.is_empty());
+        }
+        Ok(CheckedAdd { spec, inline })
+    }
+
+    /// The AK.
+    pub fn ak(&self) -> Result<Public, VerifierError> {
+        let bytes = B64.decode(self.ak_tpm.trim()).map_err(|e| bad(format!("ak_tpm is not base64: {e}")))?;
+        Public::parse_tpm2b(&bytes).map_err(|e| bad(format!("ak_tpm is not a TPM2B_PUBLIC: {e}")))
+    }
+
+    /// The hash the AK signs with, which is also the PCR bank quoted; it must be accepted.
+    pub fn quote_hash(&self) -> Result<HashAlg, VerifierError> {
+        let ak = self.ak()?;
+        let (_, hash) = ak.signing_scheme().ok_or_else(|| bad("ak_tpm has no signing scheme: not an attestation key"))?;
+        if !self.accept_tpm_hash_algs.is_empty() && !self.accept_tpm_hash_algs.iter().any(|a| a.eq_ignore_ascii_case(hash.name())) {
+            return Err(bad(format!(
+                "the AK signs with {}, which accept_tpm_hash_algs {:?} does not accept",
+                hash.name(),
+                self.accept_tpm_hash_algs
+            )));
+        }
+        Ok(hash)
+    }
+
+    /// The PCR policy, if it says anything.
+    pub fn pcr_policy(&self) -> Result<Option<PcrPolicy>, VerifierError> {
+        if self.tpm_policy.trim() == "{}" {
+            return Ok(None);
+        }
+        PcrPolicy::from_json(&self.tpm_policy).map(Some).map_err(|e| bad(format!("tpm_policy: {e}")))
+    }
+
+    /// The PCRs to ask for: the PCR policy's mask, PCR 10, and PCRs 0–7 under a measured-boot policy.
+    pub fn mask(&self) -> Result<u32, VerifierError> {
+        let policy = self.pcr_policy()?.map(|p| p.mask()).unwrap_or(0);
+        let boot = if self.mb_policy_name.is_some() { BOOT_MASK } else { 0 };
+        Ok(policy | IMA_MASK | boot)
+    }
+
+    /// The AK's key type in Keylime's 2.5 spelling (`rsa2048`, `ecc256`).
+    pub fn enc_alg(&self) -> String {
+        self.ak().map(|a| a.key_name()).unwrap_or_default()
+    }
+
+    /// The AK's signing scheme (`rsassa`, `ecdsa`, …).
+    pub fn sign_alg(&self) -> String {
+        self.ak().ok().and_then(|a| a.signing_scheme()).map(|(s, _)| format!("{s:?}").to_ascii_lowercase()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,309 @@
+//! `cairn node`: the tenant CLI — add nodes to the verifier (with what the registrar knows of
+//! them), read their status, remove, stop or reactivate them.
+//!
+//! Every call is mutual TLS: the client certificate and CA come from `--tls-dir` (the local CA
+//! directory `cairn registrar` / `cairn verifier` create) or from `--cert`, `--key`, `--ca`.
+//! `add` does what Keylime's tenant does: it reads the agent's AK, mTLS certificate and contact
+//! address from the registrar's admin API, then posts them with the policies to the verifier.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use cairn_proto::registrar::AgentRecord;
+use cairn_proto::verifier::{AddAgentRequest, AgentView};
+use cairn_proto::Envelope;
+use clap::{Args, Subcommand};
+
+/// API version the CLI speaks.
+const API: &str = "v2.5";
+
+/// Where the verifier and registrar are and how to authenticate.
+#[derive(Args, Clone)]
+pub struct Endpoints {
+    /// Verifier tenant API.
+    #[arg(long, value_name = "URL", env = "CAIRN_VERIFIER_URL", default_value = "https://127.0.0.1:8881", global = true)]
+    verifier: String,
+    /// Registrar TLS (admin) API.
+    #[arg(long, value_name = "URL", env = "CAIRN_REGISTRAR_URL", default_value = "https://127.0.0.1:8891", global = true)]
+    registrar: String,
+    /// Directory holding ca-cert.pem, client-cert.pem and client-key.pem (a Cairn local CA).
+    #[arg(long, value_name = "DIR", env = "CAIRN_TLS_DIR", default_value = "/var/lib/cairn/verifier/tls", global = true)]
+    tls_dir: PathBuf,
+    /// Client certificate (PEM) [default: <tls-dir>/client-cert.pem].
+    #[arg(long, value_name = "FILE", env = "CAIRN_CLIENT_CERT", global = true)]
+    cert: Option<PathBuf>,
+    /// Client key (PEM) [default: <tls-dir>/client-key.pem].
+    #[arg(long, value_name = "FILE", env = "CAIRN_CLIENT_KEY", global = true)]
+    key: Option<PathBuf>,
+    /// CA (PEM) the servers' certificates chain to [default: <tls-dir>/ca-cert.pem].
+    #[arg(long, value_name = "FILE", env = "CAIRN_CA", global = true)]
+    ca: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// Policies and settings of a node.
+#[derive(Args, Clone, Default)]
+pub struct NodeOptions {
+    /// Runtime (IMA) policy file, Keylime JSON format; stored under the node's id unless
+    /// --runtime-policy-name is given.
+    #[arg(long, value_name = "FILE")]
+    runtime_policy: Option<PathBuf>,
+    /// Use (or store the given file as) the named runtime policy.
+    #[arg(long, value_name = "NAME")]
+    runtime_policy_name: Option<String>,
+    /// Measured-boot reference state file (Keylime JSON shape, see `cairn policy create measured-boot`).
+    #[arg(long, value_name = "FILE")]
+    mb_refstate: Option<PathBuf>,
+    /// Use (or store the given file as) the named measured-boot policy.
+    #[arg(long, value_name = "NAME")]
+    mb_policy_name: Option<String>,
+    /// PCR policy, Keylime's tpm_policy JSON: '{"15": ["0000…"], "mask": "0x8000"}'.
+    #[arg(long, value_name = "JSON")]
+    tpm_policy: Option<String>,
+    /// Accepted quote hash algorithm (repeatable) [default: any the AK uses].
+    #[arg(long = "accept-hash", value_name = "ALG")]
+    accept_hash: Vec<String>,
+    /// Agent address, instead of the one it registered.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Agent port, instead of the one it registered.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Metadata JSON stored with the node and sent in its revocations.
+    #[arg(long, value_name = "JSON")]
+    metadata: Option<String>,
+}
+
+/// Tenant commands.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+    cairn node add d432fbb3-… --runtime-policy policy.json --mb-refstate mb.json
+    cairn node list                 # table of every node: state, passes, last attestation, reason
+    cairn node status d432fbb3-… --json
+    cairn node reactivate d432fbb3-…   # after fixing a failed node
+Exit codes: 0 done, 1 the verifier or registrar refused (the reason is printed), 2 usage or I/O error.")]
+pub struct NodeArgs {
+    #[command(flatten)]
+    endpoints: Endpoints,
+    #[command(subcommand)]
+    command: NodeCommand,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Add a registered agent to the verifier with its policies; attestation starts at once.
+    Add {
+        /// The agent's id.
+        uuid: String,
+        #[command(flatten)]
+        options: NodeOptions,
+    },
+    /// Replace a node's policies (remove and add again, as Keylime's tenant does).
+    Update {
+        /// The agent's id.
+        uuid: String,
+        #[command(flatten)]
+        options: NodeOptions,
+    },
+    /// Remove a node from the verifier.
+    Delete {
+        /// The agent's id.
+        uuid: String,
+    },
+    /// One node's status, with the reasons it failed.
+    Status {
+        /// The agent's id.
+        uuid: String,
+    },
+    /// Every node.
+    List,
+    /// Attest a failed or stopped node again, from scratch.
+    Reactivate {
+        /// The agent's id.
+        uuid: String,
+    },
+    /// Stop attesting a node (it reads as FAIL until reactivated).
+    Stop {
+        /// The agent's id.
+        uuid: String,
+    },
+}
+
+impl NodeArgs {
+    /// Runs the command.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let e = &self.endpoints;
+        let http = client(e)?;
+        let verifier = format!("{}/{API}", e.verifier.trim_end_matches('/'));
+        match &self.command {
+            NodeCommand::Add { uuid, options } => add(&http, e, uuid, options),
+            NodeCommand::Update { uuid, options } => {
+                let code = call(&http, reqwest::Method::DELETE, &format!("{verifier}/agents/{uuid}"), None)?;
+                if code != ExitCode::SUCCESS {
+                    return Ok(code);
+                }
+                add(&http, e, uuid, options)
+            }
+            NodeCommand::Delete { uuid } => done(call(&http, reqwest::Method::DELETE, &format!("{verifier}/agents/{uuid}"), None)?, uuid, "deleted"),
+            NodeCommand::Reactivate { uuid } => {
+                done(call(&http, reqwest::Method::PUT, &format!("{verifier}/agents/{uuid}/reactivate"), None)?, uuid, "reactivated")
+            }
+            NodeCommand::Stop { uuid } => done(call(&http, reqwest::Method::PUT, &format!("{verifier}/agents/{uuid}/stop"), None)?, uuid, "stopped"),
+            NodeCommand::Status { uuid } => {
+                let Some(view) = get::<AgentView>(&http, &format!("{verifier}/agents/{uuid}"))? else { return Ok(ExitCode::from(1)) };
+                if e.json {
+                    println!("{}", serde_json::to_string_pretty(&view)?);
+                } else {
+                    print_table(std::slice::from_ref(&view));
+                    for f in &view.failures {
+                        println!("  {}: {}", f.check, f.message);
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            NodeCommand::List => {
+                let url = format!("{}/cairn/v1/nodes", e.verifier.trim_end_matches('/'));
+                let Some(views) = get::<Vec<AgentView>>(&http, &url)? else { return Ok(ExitCode::from(1)) };
+                if e.json {
+                    println!("{}", serde_json::to_string_pretty(&views)?);
+                } else {
+                    print_table(&views);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+fn done(code: ExitCode, uuid: &str, what: &str) -> anyhow::Result<ExitCode> {
+    if code == ExitCode::SUCCESS {
+        println!("{uuid}: {what}");
+    }
+    Ok(code)
+}
+
+fn add(http: &reqwest::blocking::Client, e: &Endpoints, uuid: &str, o: &NodeOptions) -> anyhow::Result<ExitCode> {
+    let reg_url = format!("{}/{API}/agents/{uuid}", e.registrar.trim_end_matches('/'));
+    let Some(reg) = get::<AgentRecord>(http, &reg_url)? else { return Ok(ExitCode::from(1)) };
+    let ip = o.ip.clone().or(reg.ip.clone()).context("the registrar has no address for this agent: give --ip")?;
+    let port = o.port.or(reg.port).context("the registrar has no port for this agent: give --port")?;
+    let runtime_policy = match &o.runtime_policy {
+        Some(p) => Some(B64.encode(read_text(p)?)),
+        None => None,
+    };
+    let mb = match &o.mb_refstate {
+        Some(p) => Some(read_text(p)?),
+        None => None,
+    };
+    if let Some(t) = &o.tpm_policy {
+        serde_json::from_str::<serde_json::Value>(t).context("--tpm-policy is not JSON")?;
+    }
+    let body = AddAgentRequest {
+        cloudagent_ip: ip,
+        cloudagent_port: port,
+        ak_tpm: Some(reg.aik_tpm),
+        mtls_cert: reg.mtls_cert,
+        tpm_policy: o.tpm_policy.clone(),
+        runtime_policy_name: o.runtime_policy_name.clone(),
+        runtime_policy,
+        mb_policy: mb,
+        mb_policy_name: o.mb_policy_name.clone(),
+        metadata: o.metadata.clone(),
+        accept_tpm_hash_algs: if o.accept_hash.is_empty() { None } else { Some(o.accept_hash.clone()) },
+        supported_version: Some(API.trim_start_matches('v').to_owned()),
+        ..AddAgentRequest::default()
+    };
+    let url = format!("{}/{API}/agents/{uuid}", e.verifier.trim_end_matches('/'));
+    done(call(http, reqwest::Method::POST, &url, Some(serde_json::to_value(&body)?))?, uuid, "added; attestation started")
+}
+
+fn read_text(p: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+fn client(e: &Endpoints) -> anyhow::Result<reqwest::blocking::Client> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = e.cert.clone().unwrap_or_else(|| e.tls_dir.join("client-cert.pem"));
+    let key = e.key.clone().unwrap_or_else(|| e.tls_dir.join("client-key.pem"));
+    let ca = e.ca.clone().unwrap_or_else(|| e.tls_dir.join("ca-cert.pem"));
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&ca).with_context(|| format!("cannot read the CA {}", ca.display()))? {
+        roots.add(c.with_context(|| format!("{}", ca.display()))?)?;
+    }
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .with_context(|| format!("cannot read the client certificate {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&key).with_context(|| format!("cannot read the client key {}", key.display()))?;
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    Ok(reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?)
+}
+
+/// A request whose result is only success or the server's reason (printed); exit 1 on refusal.
+fn call(http: &reqwest::blocking::Client, method: reqwest::Method, url: &str, body: Option<serde_json::Value>) -> anyhow::Result<ExitCode> {
+    let mut req = http.request(method, url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let why = resp.json::<Envelope<serde_json::Value>>().map(|e| e.status).unwrap_or_default();
+    eprintln!("refused ({status}): {why}");
+    Ok(ExitCode::from(1))
+}
+
+/// A GET's `results`, or None after printing the server's reason.
+fn get<T: serde::de::DeserializeOwned>(http: &reqwest::blocking::Client, url: &str) -> anyhow::Result<Option<T>> {
+    let resp = http.get(url).send().with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let body = resp.bytes()?;
+    if !status.is_success() {
+        let why = serde_json::from_slice::<Envelope<serde_json::Value>>(&body).map(|e| e.status).unwrap_or_default();
+        eprintln!("{url}: {status}: {why}");
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Envelope<T>>(&body) {
+        Ok(e) => Ok(Some(e.results)),
+        Err(err) => bail!("{url}: unexpected reply: {err}"),
+    }
+}
+
+/// The fleet table.
+pub fn print_table(views: &[AgentView]) {
+    println!("{:<38} {:<12} {:<7} {:>6}  {:<20} REASON", "NODE", "STATE", "STATUS", "PASSES", "LAST ATTESTED (UTC)");
+    for v in views {
+        let reason = v.failures.first().map(|f| format!("{}: {}", f.check, f.message)).unwrap_or_default();
+        let reason: String = reason.chars().take(100).collect();
+        println!(
+            "{:<38} {:<12} {:<7} {:>6}  {:<20} {reason}",
+            v.agent_id,
+            v.cairn_state,
+            v.attestation_status,
+            v.attestation_count,
+            utc(v.last_successful_attestation)
+        );
+    }
+}
+
+fn utc(unix: i64) -> String {
+    if unix <= 0 {
+        return "-".into();
+    }
+    cairn_verifier::revoke::Civil::utc(unix).to_string()
+}
