@@ -47,6 +47,24 @@ pub struct Endpoints {
     json: bool,
 }
 
+impl Endpoints {
+    /// Endpoints with the files of a Cairn local CA directory.
+    pub fn local(verifier: String, registrar: String, tls_dir: PathBuf) -> Endpoints {
+        Endpoints { verifier, registrar, tls_dir, cert: None, key: None, ca: None, json: false }
+    }
+
+    /// An HTTPS client with the tenant's certificate.
+    pub fn client(&self) -> anyhow::Result<reqwest::blocking::Client> {
+        client(self)
+    }
+
+    /// Every node's view from the verifier.
+    pub fn nodes(&self, http: &reqwest::blocking::Client) -> anyhow::Result<Vec<AgentView>> {
+        let url = format!("{}/cairn/v1/nodes", self.verifier.trim_end_matches('/'));
+        get::<Vec<AgentView>>(http, &url)?.context("the verifier refused to list nodes")
+    }
+}
+
 /// Policies and settings of a node.
 #[derive(Args, Clone, Default)]
 pub struct NodeOptions {
@@ -78,6 +96,13 @@ pub struct NodeOptions {
     /// Metadata JSON stored with the node and sent in its revocations.
     #[arg(long, value_name = "JSON")]
     metadata: Option<String>,
+}
+
+impl NodeOptions {
+    /// Options using the named runtime policy, storing `file` under that name first.
+    pub fn with_runtime_policy(file: PathBuf, name: &str) -> NodeOptions {
+        NodeOptions { runtime_policy: Some(file), runtime_policy_name: Some(name.to_owned()), ..NodeOptions::default() }
+    }
 }
 
 /// Tenant commands.
@@ -189,7 +214,8 @@ fn done(code: ExitCode, uuid: &str, what: &str) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-fn add(http: &reqwest::blocking::Client, e: &Endpoints, uuid: &str, o: &NodeOptions) -> anyhow::Result<ExitCode> {
+/// `cairn node add`: the registrar's record of the agent plus `o`, posted to the verifier.
+pub fn add(http: &reqwest::blocking::Client, e: &Endpoints, uuid: &str, o: &NodeOptions) -> anyhow::Result<ExitCode> {
     let reg_url = format!("{}/{API}/agents/{uuid}", e.registrar.trim_end_matches('/'));
     let Some(reg) = get::<AgentRecord>(http, &reg_url)? else { return Ok(ExitCode::from(1)) };
     let ip = o.ip.clone().or(reg.ip.clone()).context("the registrar has no address for this agent: give --ip")?;
@@ -286,12 +312,12 @@ fn get<T: serde::de::DeserializeOwned>(http: &reqwest::blocking::Client, url: &s
 
 /// The fleet table.
 pub fn print_table(views: &[AgentView]) {
-    println!("{:<38} {:<12} {:<7} {:>6}  {:<20} REASON", "NODE", "STATE", "STATUS", "PASSES", "LAST ATTESTED (UTC)");
+    println!("{:<64} {:<11} {:<6} {:>6}  {:<19} REASON", "NODE", "STATE", "STATUS", "PASSES", "LAST ATTESTED (UTC)");
     for v in views {
         let reason = v.failures.first().map(|f| format!("{}: {}", f.check, f.message)).unwrap_or_default();
         let reason: String = reason.chars().take(100).collect();
         println!(
-            "{:<38} {:<12} {:<7} {:>6}  {:<20} {reason}",
+            "{:<64} {:<11} {:<6} {:>6}  {:<19} {reason}",
             v.agent_id,
             v.cairn_state,
             v.attestation_status,

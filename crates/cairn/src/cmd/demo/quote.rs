@@ -1,9 +1,6 @@
-//! `cairn demo`: the local all-in-one demonstration.
-//!
-//! Today it shows the foundation end to end on real parts: a fresh swtpm manufactured with EK
-//! certificates from a local CA, an AK created under the EK, a quote over a fresh nonce, and the
-//! verifier's check of it in `cairn-core` — plus the same quote rejected once tampered with.
-//! It grows into registrar + verifier + agents in later releases.
+//! `cairn demo --quote-only`: one quote end to end on real parts — a fresh swtpm manufactured
+//! with EK certificates from a local CA, an AK created under the EK, a quote over a fresh nonce,
+//! and its check in `cairn-core`, plus the same quote rejected once tampered with.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,15 +17,15 @@ use cairn_tpm::swtpm::{Swtpm, SwtpmCa, SwtpmOptions};
 use cairn_tpm::{AkSpec, EkKind};
 use clap::Args;
 
-use super::quote::verified_json;
-use super::tpm::{ak_alg, open};
+use super::super::quote::verified_json;
+use super::super::tpm::{ak_alg, open};
 
-/// Demo arguments.
+/// Arguments of the one-quote demo.
 #[derive(Args)]
-pub struct DemoArgs {
+pub struct QuoteDemoArgs {
     /// Keep the demo's state (local CA, swtpm state) here instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
-    state_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
     /// AK type: rsa2048, ecc256, sm2, rsa2048-rsapss, …
     #[arg(long, default_value = "rsa2048")]
     ak_alg: String,
@@ -37,14 +34,14 @@ pub struct DemoArgs {
     pcrs: PcrSelection,
     /// Print the verified quote as JSON at the end.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 fn step(n: u32, text: String, since: Instant) {
     println!("[{n}/6] {text}  ({} ms)", since.elapsed().as_millis());
 }
 
-impl DemoArgs {
+impl QuoteDemoArgs {
     /// Runs the demo.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let tmp;
