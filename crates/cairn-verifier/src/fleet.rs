@@ -129,11 +129,18 @@ impl Fleet {
         for p in &checked.inline {
             let parsed = policies::parse(p.kind, &p.text)?;
             let (s, kind, name, text) = (self.store.clone(), p.kind, p.name.clone(), p.text.clone());
+            // A policy named after the node is the node's own: a new add replaces it.
+            let own = p.name == id;
             let stored = blocking(move || match s.policy(kind, &name)? {
                 None => s.add_policy(kind, &name, &text, node::now().0).map(|_| true),
-                Some(existing) => Ok(existing == text),
+                Some(existing) if existing == text => Ok(true),
+                Some(_) if own => s.replace_policy(kind, &name, &text),
+                Some(_) => Ok(false),
             })
             .await?;
+            if own {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+            }
             if !stored {
                 return Err(VerifierError::Conflict(format!(
                     "a different {} policy named {:?} exists; use another name or update it",

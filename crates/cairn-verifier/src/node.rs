@@ -244,7 +244,9 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
         let Ok(permit) = fleet.permits.clone().acquire_owned().await else { return };
         let generation = node.status.lock().map(|s| s.generation).unwrap_or(u64::MAX);
         let epoch = fleet.policy_epoch();
-        if prepared.as_ref().is_some_and(|p| p.generation != generation || p.epoch != epoch) {
+        let nk_learned = prepared.as_ref().is_some_and(|p| p.policy.nk_pem.is_none())
+            && node.spec.read().is_ok_and(|s| s.nk_pem.is_some());
+        if nk_learned || prepared.as_ref().is_some_and(|p| p.generation != generation || p.epoch != epoch) {
             prepared = None;
         }
         if prepared.is_none() {

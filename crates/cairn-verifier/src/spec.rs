@@ -98,6 +98,11 @@ impl NodeSpec {
         let mtls_cert = r.mtls_cert.clone().filter(|s| s.contains("BEGIN CERTIFICATE")).ok_or_else(|| {
             bad("mtls_cert is required (the agent's HTTPS certificate, PEM, as the registrar's mtls_cert)")
         })?;
+        if !absent(&r.ima_sign_verification_keys) && r.ima_sign_verification_keys.as_deref().map(str::trim) != Some("[]") {
+            return Err(bad(
+                "ima_sign_verification_keys: give IMA signature keys in the runtime policy's verification-keys instead",
+            ));
+        }
         if r.runtime_policy_sig.as_deref().is_some_and(|s| !s.is_empty()) {
             return Err(bad("runtime_policy_sig: detached policy signatures are not supported"));
         }
@@ -189,5 +194,78 @@ impl NodeSpec {
     /// The AK's signing scheme (`rsassa`, `ecdsa`, …).
     pub fn sign_alg(&self) -> String {
         self.ak().ok().and_then(|a| a.signing_scheme()).map(|(s, _)| format!("{s:?}").to_ascii_lowercase()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use cairn_core::tpm::{EccCurve, PublicKey, SigScheme};
+
+    fn ak(hash: HashAlg) -> String {
+        let key = PublicKey::Ecc { curve: EccCurve::NistP256, x: vec![1; 32], y: vec![2; 32] };
+        B64.encode(Public::for_signing_key(&key, SigScheme::Ecdsa, hash).unwrap().to_tpm2b())
+    }
+
+    fn request() -> AddAgentRequest {
+        AddAgentRequest {
+            cloudagent_ip: "127.0.0.1".into(),
+            cloudagent_port: 9002,
+            ak_tpm: Some(ak(HashAlg::Sha256)),
+            mtls_cert: Some("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n".into()),
+            ..AddAgentRequest::default()
+        }
+    }
+
+    fn refused(r: &AddAgentRequest) -> String {
+        NodeSpec::from_request("n1", r, "2.5").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_plain_request_asks_for_pcr_10_and_names_no_policy() {
+        let c = NodeSpec::from_request("n1", &request(), "2.5").unwrap();
+        assert_eq!(c.spec.mask().unwrap(), 1 << 10);
+        assert_eq!(c.spec.quote_hash().unwrap(), HashAlg::Sha256);
+        assert!(c.inline.is_empty() && c.spec.runtime_policy_name.is_none());
+        assert_eq!((c.spec.enc_alg().as_str(), c.spec.sign_alg().as_str()), ("ecc256", "ecdsa"));
+    }
+
+    #[test]
+    fn inline_policies_are_stored_under_the_node_or_the_given_name_and_widen_the_mask() {
+        let mut r = request();
+        r.runtime_policy = Some(B64.encode("{\"digests\": {}}"));
+        r.mb_refstate = Some("{\"scrtm_and_bios\": []}".into());
+        r.mb_policy_name = Some("fleet-mb".into());
+        r.tpm_policy = Some("{\"15\": [\"00\"], \"mask\": \"0x8000\"}".into());
+        let c = NodeSpec::from_request("n1", &r, "2.5").unwrap();
+        assert_eq!(c.spec.runtime_policy_name.as_deref(), Some("n1"));
+        assert_eq!(c.spec.mb_policy_name.as_deref(), Some("fleet-mb"));
+        assert_eq!(c.inline.len(), 2);
+        assert_eq!(c.spec.mask().unwrap(), 0x8000 | 1 << 10 | 0xff);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut AddAgentRequest)>, &str)> = vec![
+            (Box::new(|r| r.ak_tpm = None), "ak_tpm is required"),
+            (Box::new(|r| r.ak_tpm = Some("%%%".into())), "ak_tpm is not base64"),
+            (Box::new(|r| r.ak_tpm = Some(B64.encode([0, 4, 1, 2]))), "ak_tpm is not a TPM2B_PUBLIC"),
+            (Box::new(|r| r.mtls_cert = None), "mtls_cert is required"),
+            (Box::new(|r| r.cloudagent_ip = " ".into()), "cloudagent_ip"),
+            (Box::new(|r| r.cloudagent_port = 0), "cloudagent_port"),
+            (Box::new(|r| r.accept_tpm_hash_algs = Some(vec!["sha384".into()])), "accept_tpm_hash_algs"),
+            (Box::new(|r| r.tpm_policy = Some("{\"15\": [\"zz\"]}".into())), "tpm_policy"),
+            (Box::new(|r| r.runtime_policy = Some("not base64!".into())), "runtime_policy is not base64"),
+            (Box::new(|r| r.runtime_policy_sig = Some("c2ln".into())), "runtime_policy_sig"),
+            (Box::new(|r| r.ima_sign_verification_keys = Some("[{\"k\": 1}]".into())), "ima_sign_verification_keys"),
+            (Box::new(|r| r.supported_version = Some("three".into())), "supported_version"),
+        ];
+        for (change, expected) in cases {
+            let mut r = request();
+            change(&mut r);
+            let e = refused(&r);
+            assert!(e.contains(expected), "{expected:?} not in {e:?}");
+        }
     }
 }

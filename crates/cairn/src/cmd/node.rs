@@ -130,7 +130,8 @@ enum NodeCommand {
         #[command(flatten)]
         options: NodeOptions,
     },
-    /// Replace a node's policies (remove and add again, as Keylime's tenant does).
+    /// Replace a node's policies: remove it and add it again with these options (give every option
+    /// again, as with Keylime's tenant); its history starts anew.
     Update {
         /// The agent's id.
         uuid: String,
