@@ -247,7 +247,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut AddAgentRequest)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut AddAgentRequest)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|r| r.ak_tpm = None), "ak_tpm is required"),
             (Box::new(|r| r.ak_tpm = Some("%%%".into())), "ak_tpm is not base64"),
             (Box::new(|r| r.ak_tpm = Some(B64.encode([0, 4, 1, 2]))), "ak_tpm is not a TPM2B_PUBLIC"),
