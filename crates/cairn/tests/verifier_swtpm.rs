@@ -7,7 +7,8 @@
 //!   action; the other nodes stay attested.
 //! - `kill -9` of the verifier, then restart: every node is still there and attested again.
 //! - An agent stopped → `unreachable` (never PASS) → started again → attested again.
-//! - A quote signed by another TPM's AK is refused with its reason.
+//! - An old quote replayed by an impostor holding the agent's TLS key fails `nonce_mismatch`; a quote
+//!   signed by another TPM's AK fails `bad_signature`; both are INVALID_QUOTE.
 //!
 //! Everything is asserted by states and round counts with generous timeouts, never by wall time.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -267,7 +268,7 @@ fn count(s: &Value) -> u64 {
 }
 
 #[test]
-fn verifier_survives_kill_9_marks_unreachable_agents_and_refuses_a_foreign_ak() {
+fn verifier_survives_kill_9_marks_unreachable_agents_and_refuses_replayed_and_foreign_quotes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let ca = SwtpmCa::create(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("verifier-ca")).unwrap();
@@ -310,11 +311,25 @@ fn verifier_survives_kill_9_marks_unreachable_agents_and_refuses_a_foreign_ak() 
     a.run(&http);
     fleet.wait(&a.uuid, "attested again", |s| s["cairn_state"] == "attested" && count(s) > at_loss);
 
+    // An old quote of A replayed by an impostor holding A's TLS key: refused, nonce_mismatch.
+    let old = capture_quote(&a, "anoldnonce");
+    let impostor_port = free_port();
+    let _impostor = Impostor::start(&a.state, impostor_port, old);
+    let registrar_a = registrar_record(&fleet, &a.uuid);
+    let replay = serde_json::json!({
+        "cloudagent_ip": "127.0.0.1", "cloudagent_port": impostor_port,
+        "ak_tpm": registrar_a["aik_tpm"], "mtls_cert": registrar_a["mtls_cert"],
+    });
+    tenant_post(&fleet, &format!("{}/v2.5/agents/replayed-a", fleet.verifier_url), &replay);
+    let s = fleet.wait("replayed-a", "failed", |s| s["cairn_state"] == "failed");
+    assert_eq!(s["operational_state"], 9, "INVALID_QUOTE: {s}");
+    assert_eq!(s["failures"][0]["check"], "nonce_mismatch", "{s}");
+    fleet.wait(&a.uuid, "still attested", |s| s["cairn_state"] == "attested");
+
     // A node whose quotes are signed by another TPM's AK: refused, naming the check.
     let (ok, out) = fleet.node(&["delete", &b.uuid]);
     assert!(ok, "{out}");
     let registrar_b = registrar_record(&fleet, &b.uuid);
-    let registrar_a = registrar_record(&fleet, &a.uuid);
     let forged = serde_json::json!({
         "cloudagent_ip": "127.0.0.1", "cloudagent_port": b.port,
         "ak_tpm": registrar_a["aik_tpm"], "mtls_cert": registrar_b["mtls_cert"],
@@ -351,4 +366,62 @@ fn registrar_record(fleet: &Fleet, uuid: &str) -> Value {
 fn tenant_post(fleet: &Fleet, url: &str, body: &Value) {
     let r = tenant(fleet).post(url).json(body).send().unwrap();
     assert!(r.status().is_success(), "{url}: {}", r.text().unwrap());
+}
+
+/// A `quotes/integrity` reply of agent `a` for `nonce` (full IMA list, with the NK).
+fn capture_quote(a: &AgentNode, nonce: &str) -> Value {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(a.state.join("mtls.crt")).unwrap()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let http = reqwest::blocking::Client::builder().use_preconfigured_tls(config).build().unwrap();
+    let url = format!("https://127.0.0.1:{}/v2.5/quotes/integrity?nonce={nonce}&mask=0x400&partial=0&ima_ml_entry=0", a.port);
+    let v: Value = http.get(url).send().unwrap().json().unwrap();
+    assert_eq!(v["code"], 200, "{v}");
+    v
+}
+
+/// An HTTPS server with agent A's certificate and key that answers every request with `reply`.
+struct Impostor {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Impostor {
+    fn start(state: &Path, port: u16, reply: Value) -> Impostor {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = vec![CertificateDer::from_pem_file(state.join("mtls.crt")).unwrap()];
+        let key = PrivateKeyDer::from_pem_file(state.join("mtls.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+            let app = axum::Router::new().fallback(move || {
+                let reply = reply.clone();
+                async move { axum::Json(reply) }
+            });
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            let _ = cairn_registrar::serve::serve_tls(listener, acceptor, app, rx).await;
+        });
+        Impostor { runtime: Some(runtime) }
+    }
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        if let Some(r) = self.runtime.take() {
+            r.shutdown_background();
+        }
+    }
 }
