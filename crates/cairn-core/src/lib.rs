@@ -23,6 +23,7 @@ pub mod ima;
 pub mod pcr;
 pub mod policy;
 pub mod quote;
+pub mod revocation;
 pub mod tpm;
 
 pub use alg::{AlgId, Digest, HashAlg};
