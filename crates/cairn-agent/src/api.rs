@@ -7,6 +7,7 @@
 //! | `GET /v{X}/keys/pubkey` | the NK public key, PEM |
 //! | `GET /v{X}/quotes/identity?nonce=` | a quote of PCR 16 (NK bound), with the NK |
 //! | `GET /v{X}/quotes/integrity?nonce=&mask=&partial=&ima_ml_entry=` | a quote of `mask` + 16, with the logs its PCRs need |
+//! | `POST /v{X}/notifications/revocation` | a signed revocation: checked, then local actions run ([`crate::revocation`]) |
 //!
 //! Every answer is a Keylime envelope; every refusal names its reason (see [`crate::error`]).
 //! The router is built by [`app`] and tested in-process; [`crate::server`] puts it behind TLS.
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_proto::agent::{AgentInfo, PubkeyResponse, QuoteResponse};
 use cairn_proto::version::AgentVersion;
@@ -29,6 +30,7 @@ use crate::identity::TpmIdentity;
 use crate::keys::NodeKey;
 use crate::logs;
 use crate::quote::{self, PcrMask, QuoteNonce, IMA_PCR};
+use crate::revocation::{self, Revocations};
 use crate::tpm_owner::TpmOwner;
 
 /// Largest request body accepted (the pull API has no large bodies).
@@ -53,12 +55,21 @@ pub struct AgentState {
     pub ima_log: PathBuf,
     /// UEFI event log.
     pub uefi_log: PathBuf,
+    /// The revocation key and actions.
+    pub revocation: Revocations,
 }
 
 impl AgentState {
-    /// The state for an agent with this identity and keys.
+    /// The state for an agent with this identity and keys; it refuses revocation notifications
+    /// until given a key ([`AgentState::with_revocation`]).
     pub fn new(tpm: TpmOwner, uuid: String, id: &TpmIdentity, nk: Arc<NodeKey>, ima_log: PathBuf, uefi_log: PathBuf) -> AgentState {
-        AgentState { tpm, uuid, ak: id.ak.clone(), enc_alg: id.enc_alg(), sign_alg: id.sign_alg(), nk, ima_log, uefi_log }
+        let revocation = Revocations::refusing();
+        AgentState { tpm, uuid, ak: id.ak.clone(), enc_alg: id.enc_alg(), sign_alg: id.sign_alg(), nk, ima_log, uefi_log, revocation }
+    }
+
+    /// With this revocation key and actions.
+    pub fn with_revocation(self, revocation: Revocations) -> AgentState {
+        AgentState { revocation, ..self }
     }
 }
 
@@ -73,6 +84,7 @@ pub fn app(state: Arc<AgentState>) -> Router {
         .route("/{version}/keys/pubkey", get(pubkey))
         .route("/{version}/quotes/identity", get(identity_quote))
         .route("/{version}/quotes/integrity", get(integrity_quote))
+        .route("/{version}/notifications/revocation", post(revocation::notify))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -83,7 +95,7 @@ async fn not_found(uri: axum::http::Uri) -> AgentError {
 }
 
 /// The `v2.x` path segment, if Cairn serves it.
-fn check_version(segment: &str) -> Result<ApiVersion, AgentError> {
+pub(crate) fn check_version(segment: &str) -> Result<ApiVersion, AgentError> {
     match ApiVersion::from_path_segment(segment) {
         Some(v) if v.is_supported() => Ok(v),
         Some(v) => Err(AgentError::BadRequest(format!("API version {v} is not supported"))),

@@ -27,6 +27,8 @@ pub const DEFAULT_REGISTRAR: &str = "http://127.0.0.1:8890";
 pub const DEFAULT_IMA_LOG: &str = "/sys/kernel/security/ima/ascii_runtime_measurements";
 /// The kernel's copy of the UEFI event log.
 pub const DEFAULT_UEFI_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
+/// Revocation actions directory, under the state directory unless configured.
+pub const REVOCATION_ACTIONS_DIR: &str = "revocation_actions";
 
 /// Configuration as written: every field optional. TOML keys are the field names.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -62,6 +64,11 @@ pub struct RawConfig {
     pub uefi_log: Option<PathBuf>,
     /// CA (PEM) a verifier's client certificate must chain to; unset = accept any client, logged.
     pub client_ca: Option<PathBuf>,
+    /// Public key or certificate (PEM) of the verifier's revocation key; unset = revocation
+    /// notifications are refused.
+    pub revocation_cert: Option<PathBuf>,
+    /// Directory of revocation actions [default: `<state_dir>/revocation_actions`].
+    pub revocation_actions_dir: Option<PathBuf>,
 }
 
 impl RawConfig {
@@ -89,6 +96,8 @@ impl RawConfig {
             ima_log: self.ima_log.or(base.ima_log),
             uefi_log: self.uefi_log.or(base.uefi_log),
             client_ca: self.client_ca.or(base.client_ca),
+            revocation_cert: self.revocation_cert.or(base.revocation_cert),
+            revocation_actions_dir: self.revocation_actions_dir.or(base.revocation_actions_dir),
         }
     }
 
@@ -128,9 +137,11 @@ impl RawConfig {
             Some(h) => Some(parse_handle(h).ok_or_else(|| bad("ak_handle", format!("{h:?} is not a persistent handle (0x81xxxxxx)")))?),
         };
         let uuid = UuidSource::parse(self.uuid.as_deref().unwrap_or("hash_ek")).map_err(|why| bad("uuid", why))?;
+        let state_dir: PathBuf = self.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        let revocation_actions_dir = self.revocation_actions_dir.unwrap_or_else(|| state_dir.join(REVOCATION_ACTIONS_DIR));
         Ok(AgentConfig {
             tcti: self.tcti.unwrap_or_else(|| DEFAULT_TCTI.into()),
-            state_dir: self.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            state_dir,
             uuid,
             listen,
             contact_ip,
@@ -141,6 +152,8 @@ impl RawConfig {
             ima_log: self.ima_log.unwrap_or_else(|| DEFAULT_IMA_LOG.into()),
             uefi_log: self.uefi_log.unwrap_or_else(|| DEFAULT_UEFI_LOG.into()),
             client_ca: self.client_ca,
+            revocation_cert: self.revocation_cert,
+            revocation_actions_dir,
         })
     }
 }
@@ -192,6 +205,11 @@ pub struct AgentConfig {
     pub uefi_log: PathBuf,
     /// Client CA for mTLS; `None` = accept any client certificate (logged).
     pub client_ca: Option<PathBuf>,
+    /// The verifier's revocation public key or certificate (PEM); `None` = revocation
+    /// notifications are refused.
+    pub revocation_cert: Option<PathBuf>,
+    /// Where revocation actions are (the directory may be absent: no actions).
+    pub revocation_actions_dir: PathBuf,
 }
 
 #[cfg(test)]
@@ -212,6 +230,14 @@ mod tests {
         let c = flags.over(file).validate().unwrap();
         assert_eq!((c.listen.port(), c.contact_port, c.ak.hash), (1, None, HashAlg::Sha1));
         assert_eq!(c.ak.handle, Some(0x8101_0020));
+        assert_eq!(c.revocation_cert, None);
+        assert_eq!(c.revocation_actions_dir, PathBuf::from(DEFAULT_STATE_DIR).join("revocation_actions"));
+        let file: RawConfig = toml::from_str("state_dir = \"/s\"\nrevocation_cert = \"/etc/rev.pem\"").unwrap();
+        let c = file.validate().unwrap();
+        assert_eq!(c.revocation_cert.as_deref(), Some(Path::new("/etc/rev.pem")));
+        assert_eq!(c.revocation_actions_dir, PathBuf::from("/s/revocation_actions"));
+        let flags = RawConfig { revocation_actions_dir: Some("/a".into()), ..RawConfig::default() };
+        assert_eq!(flags.validate().unwrap().revocation_actions_dir, PathBuf::from("/a"));
     }
 
     #[test]

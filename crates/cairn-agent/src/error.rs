@@ -1,7 +1,8 @@
 //! The agent's one error type, and its one mapping to HTTP.
 //!
 //! Requests that are wrong (a bad nonce, a bad mask, an unknown API version) become 400 with the
-//! reason in the envelope's `status`, because the caller can fix them. Everything else — the TPM,
+//! reason in the envelope's `status`, because the caller can fix them; a revocation notification
+//! not signed by the configured key (or with no key configured) becomes 403, also with its reason. Everything else — the TPM,
 //! the file system — is logged in full and answered with a bare 500: internals are not leaked.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,10 @@ pub enum AgentError {
     /// The path names no endpoint or an unsupported API version.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The request is well formed but refused (a revocation not signed by the configured key,
+    /// or no key configured).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The configuration is invalid.
     #[error("configuration: {0}")]
     Config(String),
@@ -70,6 +75,7 @@ impl AgentError {
         match self {
             AgentError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AgentError::NotFound(_) => StatusCode::NOT_FOUND,
+            AgentError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,7 +85,7 @@ impl IntoResponse for AgentError {
     fn into_response(self) -> Response {
         let status = self.status();
         let text = match &self {
-            AgentError::BadRequest(why) | AgentError::NotFound(why) => {
+            AgentError::BadRequest(why) | AgentError::NotFound(why) | AgentError::Forbidden(why) => {
                 tracing::info!(status = status.as_u16(), "refused: {why}");
                 why.clone()
             }

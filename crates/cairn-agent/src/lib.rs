@@ -10,7 +10,9 @@
 //!    the software ones in its state directory ([`keys`], [`identity`]);
 //! 2. settles its uuid (configured, hash of the EK, or generated once and kept);
 //! 3. serves the agent API over HTTPS ([`api`], [`server`], [`tls`]);
-//! 4. registers at the registrar and activates the AK credential ([`register`]).
+//! 4. registers at the registrar and activates the AK credential ([`register`]);
+//! 5. acts on revocation notifications signed by the verifier's revocation key, running the
+//!    operator's local actions ([`revocation`], [`actions`]).
 //!
 //! All TPM work goes through one worker ([`tpm_owner`]) that opens the TPM per job and closes it
 //! after, so an operator can extend PCRs with another client between agent operations.
@@ -24,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod actions;
 pub mod api;
 pub mod config;
 mod error;
@@ -32,6 +35,7 @@ pub mod keys;
 pub mod logs;
 pub mod quote;
 pub mod register;
+pub mod revocation;
 pub mod server;
 pub mod tls;
 pub mod tpm_owner;
@@ -81,6 +85,8 @@ impl Agent {
             .mode(0o700)
             .create(&config.state_dir)
             .map_err(AgentError::io(&config.state_dir))?;
+        // A bad revocation key is a configuration error: refused before any TPM work.
+        let revocations = revocation::Revocations::load(config.revocation_cert.as_deref(), config.revocation_actions_dir.clone())?;
         let tpm = TpmOwner::start(config.tcti.clone())?;
         let identity = TpmIdentity::load(&tpm, config.ak, &config.state_dir).await?;
         let uuid = identity.uuid(&config.uuid, &config.state_dir)?;
@@ -93,7 +99,8 @@ impl Agent {
         }
         let listener = server::bind(config.listen).await?;
         let addr = listener.local_addr().map_err(AgentError::io(config.listen.to_string()))?;
-        let state = api::AgentState::new(tpm.clone(), uuid.clone(), &identity, nk.clone(), config.ima_log.clone(), config.uefi_log.clone());
+        let state = api::AgentState::new(tpm.clone(), uuid.clone(), &identity, nk.clone(), config.ima_log.clone(), config.uefi_log.clone())
+            .with_revocation(revocations);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, tls, api::app(Arc::new(state)), async {
             let _ = stopped.await;

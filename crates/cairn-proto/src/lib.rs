@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod envelope;
 pub mod registrar;
+pub mod revocation;
 pub mod verifier;
 pub mod version;
 

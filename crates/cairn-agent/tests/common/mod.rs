@@ -69,6 +69,46 @@ pub fn client(cert_pem: &str) -> reqwest::Client {
     reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
 }
 
+/// An HTTPS client trusting exactly `cert_pem` and presenting `client_cert_pem` with its key.
+pub fn mtls_client(cert_pem: &str, client_cert_pem: &str, client_key_pem: &str) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(client_cert_pem.as_bytes()).map(|c| c.unwrap()).collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(client_key_pem.as_bytes()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap()
+}
+
+/// A CA (`ca.crt`) and a client certificate it issued (`client.crt`, `client.key`) in `dir`, as a
+/// verifier would present; returns (client certificate PEM, client key PEM).
+pub fn client_ca(dir: &Path) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+    std::fs::create_dir_all(dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, "test verifier CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    std::fs::write(dir.join("ca.crt"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "test verifier");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = p.signed_by(&key, &issuer).unwrap().pem();
+    std::fs::write(dir.join("client.crt"), &cert).unwrap();
+    std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
+    (cert, key.serialize_pem())
+}
+
 /// GET and parse the envelope.
 pub async fn get(client: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
     let resp = client.get(url).send().await.unwrap();

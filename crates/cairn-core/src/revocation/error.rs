@@ -13,9 +13,7 @@ pub enum RevocationError {
     #[error("revocation private key: {0}")]
     PrivateKey(String),
     /// The key is not an RSA key (revocation messages are RSA-PSS signed).
-    #[error(
-        "revocation key: {found}, but revocation messages are signed with RSA (RSA-PSS/SHA-256)"
-    )]
+    #[error("revocation key: {found}, but revocation messages are signed with RSA (RSA-PSS/SHA-256)")]
     WrongKeyType {
         /// What was found instead, in words.
         found: String,

@@ -12,10 +12,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::KeyPair as _;
-use aws_lc_rs::signature::{
-    self as sig, ParsedPublicKey, RsaParameters, RsaPssSaltLength, RsaPublicKeyComponents,
-    RsaSignatureEncoding,
-};
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPssSaltLength, RsaPublicKeyComponents, RsaSignatureEncoding};
 
 use super::error::RevocationError;
 use crate::crypto::spki::{self, pem_decode_all, pem_encode};
@@ -23,11 +20,9 @@ use crate::ekcert::Certificate;
 use crate::error::ParseError;
 use crate::tpm::PublicKey;
 
-const SIGN_PSS_MAX: RsaSignatureEncoding =
-    sig::RSA_PSS_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
+const SIGN_PSS_MAX: RsaSignatureEncoding = sig::RSA_PSS_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
 static SIGN_PSS_MAX_S: RsaSignatureEncoding = SIGN_PSS_MAX;
-const VERIFY_PSS_MAX: RsaParameters =
-    sig::RSA_PSS_2048_8192_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
+const VERIFY_PSS_MAX: RsaParameters = sig::RSA_PSS_2048_8192_SHA256.with_pss_salt_length(RsaPssSaltLength::Max);
 static VERIFY_PSS_MAX_S: RsaParameters = VERIFY_PSS_MAX;
 
 /// Smallest and largest RSA modulus accepted, in bits.
@@ -51,9 +46,7 @@ pub struct RevocationSigner {
 
 impl std::fmt::Debug for RevocationSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RevocationSigner")
-            .field("bits", &(self.key.public_modulus_len() * 8))
-            .finish_non_exhaustive()
+        f.debug_struct("RevocationSigner").field("bits", &(self.key.public_modulus_len() * 8)).finish_non_exhaustive()
     }
 }
 
@@ -69,8 +62,7 @@ impl RevocationSigner {
             RevocationKeySize::Rsa2048 => KeySize::Rsa2048,
             RevocationKeySize::Rsa3072 => KeySize::Rsa3072,
         };
-        let key = KeyPair::generate(size)
-            .map_err(|_| RevocationError::Signing("RSA key generation failed".into()))?;
+        let key = KeyPair::generate(size).map_err(|_| RevocationError::Signing("RSA key generation failed".into()))?;
         RevocationSigner::new(key)
     }
 
@@ -86,18 +78,14 @@ impl RevocationSigner {
     pub fn from_pem(pem: &str) -> Result<RevocationSigner, RevocationError> {
         if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
             if pem.contains("ENCRYPTED") {
-                return Err(RevocationError::PrivateKey(
-                    "the key is encrypted; give it unencrypted".into(),
-                ));
+                return Err(RevocationError::PrivateKey("the key is encrypted; give it unencrypted".into()));
             }
             let der = only_block(pem, "RSA PRIVATE KEY").map_err(RevocationError::PrivateKey)?;
             let key = KeyPair::from_der(&der).map_err(|e| rejected(&e, "a PKCS#1 RSA key"))?;
             return RevocationSigner::new(key);
         }
         if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            return Err(RevocationError::PrivateKey(
-                "the key is encrypted; give it unencrypted".into(),
-            ));
+            return Err(RevocationError::PrivateKey("the key is encrypted; give it unencrypted".into()));
         }
         RevocationSigner::from_pkcs8_pem(pem)
     }
@@ -107,22 +95,13 @@ impl RevocationSigner {
         if !RSA_BITS.contains(&bits) {
             return Err(RevocationError::KeySize { bits });
         }
-        let spki = key
-            .public_key()
-            .as_der()
-            .map_err(|_| RevocationError::Signing("cannot encode the public key".into()))?;
-        Ok(RevocationSigner {
-            public_pem: pem_encode("PUBLIC KEY", spki.as_ref()),
-            key,
-        })
+        let spki = key.public_key().as_der().map_err(|_| RevocationError::Signing("cannot encode the public key".into()))?;
+        Ok(RevocationSigner { public_pem: pem_encode("PUBLIC KEY", spki.as_ref()), key })
     }
 
     /// The private key, PKCS#8 PEM. Secret: write it to a file only the verifier reads.
     pub fn to_pkcs8_pem(&self) -> Result<String, RevocationError> {
-        let der = self
-            .key
-            .as_der()
-            .map_err(|_| RevocationError::Signing("cannot encode the private key".into()))?;
+        let der = self.key.as_der().map_err(|_| RevocationError::Signing("cannot encode the private key".into()))?;
         Ok(pem_encode("PRIVATE KEY", der.as_ref()))
     }
 
@@ -155,9 +134,7 @@ pub struct RevocationVerifier {
 
 impl std::fmt::Debug for RevocationVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RevocationVerifier")
-            .field("bits", &self.bits)
-            .finish_non_exhaustive()
+        f.debug_struct("RevocationVerifier").field("bits", &self.bits).finish_non_exhaustive()
     }
 }
 
@@ -167,90 +144,54 @@ impl RevocationVerifier {
     pub fn from_pem(text: &str) -> Result<RevocationVerifier, RevocationError> {
         let bad = |e: ParseError| RevocationError::PublicKey(e.to_string());
         let first = |label: &str| -> Result<Vec<u8>, RevocationError> {
-            Ok(pem_decode_all(text, label)
-                .map_err(bad)?
-                .into_iter()
-                .next()
-                .unwrap_or_default())
+            Ok(pem_decode_all(text, label).map_err(bad)?.into_iter().next().unwrap_or_default())
         };
-        let key_at = text
-            .find("-----BEGIN PUBLIC KEY-----")
-            .unwrap_or(usize::MAX);
-        let cert_at = text
-            .find("-----BEGIN CERTIFICATE-----")
-            .unwrap_or(usize::MAX);
+        let key_at = text.find("-----BEGIN PUBLIC KEY-----").unwrap_or(usize::MAX);
+        let cert_at = text.find("-----BEGIN CERTIFICATE-----").unwrap_or(usize::MAX);
         if key_at < cert_at {
             RevocationVerifier::from_spki_der(&first("PUBLIC KEY")?)
         } else if cert_at < key_at {
             RevocationVerifier::from_certificate_der(&first("CERTIFICATE")?)
         } else if text.contains("PRIVATE KEY-----") {
-            Err(RevocationError::PublicKey(
-                "this is a private key; agents need the public key or the certificate".into(),
-            ))
+            Err(RevocationError::PublicKey("this is a private key; agents need the public key or the certificate".into()))
         } else {
-            Err(RevocationError::PublicKey(
-                "no PUBLIC KEY or CERTIFICATE PEM block".into(),
-            ))
+            Err(RevocationError::PublicKey("no PUBLIC KEY or CERTIFICATE PEM block".into()))
         }
     }
 
     /// From a DER X.509 certificate (its subject public key; the certificate itself is not
     /// validated — the operator configured this exact key).
     pub fn from_certificate_der(der: &[u8]) -> Result<RevocationVerifier, RevocationError> {
-        let cert = Certificate::from_der(der)
-            .map_err(|e| RevocationError::PublicKey(format!("certificate: {e}")))?;
+        let cert = Certificate::from_der(der).map_err(|e| RevocationError::PublicKey(format!("certificate: {e}")))?;
         RevocationVerifier::from_spki_der(cert.spki())
     }
 
     /// From a DER SubjectPublicKeyInfo.
     pub fn from_spki_der(der: &[u8]) -> Result<RevocationVerifier, RevocationError> {
         let key = spki::from_spki_der(der).map_err(|e| match e {
-            ParseError::Text {
-                what: "AlgorithmIdentifier",
-                ..
-            } => RevocationError::WrongKeyType {
-                found: "a key that is neither RSA nor EC".into(),
-            },
+            ParseError::Text { what: "AlgorithmIdentifier", .. } => {
+                RevocationError::WrongKeyType { found: "a key that is neither RSA nor EC".into() }
+            }
             other => RevocationError::PublicKey(other.to_string()),
         })?;
         let (n, e) = match &key {
             PublicKey::Rsa { n, e } => (n, *e),
-            PublicKey::Ecc { curve, .. } => {
-                return Err(RevocationError::WrongKeyType {
-                    found: format!("an EC key ({curve:?})"),
-                })
-            }
-            PublicKey::Symmetric(_) => {
-                return Err(RevocationError::WrongKeyType {
-                    found: "a symmetric key".into(),
-                })
-            }
+            PublicKey::Ecc { curve, .. } => return Err(RevocationError::WrongKeyType { found: format!("an EC key ({curve:?})") }),
+            PublicKey::Symmetric(_) => return Err(RevocationError::WrongKeyType { found: "a symmetric key".into() }),
         };
         let first = n.iter().position(|b| *b != 0).unwrap_or(n.len());
         let n = n.get(first..).unwrap_or(&[]);
-        let bits = n.first().map_or(0, |top| {
-            (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize)
-        });
+        let bits = n.first().map_or(0, |top| (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize));
         if !RSA_BITS.contains(&bits) {
             return Err(RevocationError::KeySize { bits });
         }
         let e_bytes = e.to_be_bytes();
-        let e_first = e_bytes
-            .iter()
-            .position(|b| *b != 0)
-            .unwrap_or(e_bytes.len());
-        let comps = RsaPublicKeyComponents {
-            n,
-            e: e_bytes.get(e_first..).unwrap_or(&[]),
-        };
-        let key = comps.to_parsed_public_key(&VERIFY_PSS_MAX_S).map_err(|_| {
-            RevocationError::PublicKey(format!("RSA-{bits} key with exponent {e} is not usable"))
-        })?;
-        Ok(RevocationVerifier {
-            key,
-            modulus_len: n.len(),
-            bits,
-        })
+        let e_first = e_bytes.iter().position(|b| *b != 0).unwrap_or(e_bytes.len());
+        let comps = RsaPublicKeyComponents { n, e: e_bytes.get(e_first..).unwrap_or(&[]) };
+        let key = comps
+            .to_parsed_public_key(&VERIFY_PSS_MAX_S)
+            .map_err(|_| RevocationError::PublicKey(format!("RSA-{bits} key with exponent {e} is not usable")))?;
+        Ok(RevocationVerifier { key, modulus_len: n.len(), bits })
     }
 
     /// The modulus size in bits.
@@ -259,20 +200,11 @@ impl RevocationVerifier {
     }
 
     /// Checks an RSA-PSS/SHA-256 (maximum salt) signature over `message`.
-    pub(super) fn verify_bytes(
-        &self,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), RevocationError> {
+    pub(super) fn verify_bytes(&self, message: &[u8], signature: &[u8]) -> Result<(), RevocationError> {
         if signature.len() != self.modulus_len {
-            return Err(RevocationError::SignatureLength {
-                len: signature.len(),
-                expected: self.modulus_len,
-            });
+            return Err(RevocationError::SignatureLength { len: signature.len(), expected: self.modulus_len });
         }
-        self.key
-            .verify_sig(message, signature)
-            .map_err(|_| RevocationError::BadSignature)
+        self.key.verify_sig(message, signature).map_err(|_| RevocationError::BadSignature)
     }
 }
 
@@ -289,10 +221,7 @@ fn rejected(e: &aws_lc_rs::error::KeyRejected, form: &str) -> RevocationError {
 fn only_block(pem: &str, label: &str) -> Result<Vec<u8>, String> {
     let blocks = pem_decode_all(pem, label).map_err(|e| e.to_string())?;
     match blocks.len() {
-        1 => blocks
-            .into_iter()
-            .next()
-            .ok_or_else(|| format!("no {label} PEM block")),
+        1 => blocks.into_iter().next().ok_or_else(|| format!("no {label} PEM block")),
         0 => Err(format!("no {label} PEM block")),
         n => Err(format!("{n} {label} PEM blocks; give one")),
     }

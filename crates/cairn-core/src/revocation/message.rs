@@ -104,14 +104,10 @@ pub struct RevocationMessage {
 impl RevocationMessage {
     /// Parses the JSON text of a message (the `msg` of a signed revocation).
     pub fn from_json(text: &str) -> Result<RevocationMessage, RevocationError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| malformed("msg", format!("not JSON ({e})")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| malformed("msg", format!("not JSON ({e})")))?;
         match value {
             Value::Object(map) => RevocationMessage::from_map(map),
-            other => Err(malformed(
-                "msg",
-                format!("a JSON {} where an object is needed", kind_of(&other)),
-            )),
+            other => Err(malformed("msg", format!("a JSON {} where an object is needed", kind_of(&other)))),
         }
     }
 
@@ -146,10 +142,7 @@ impl<'de> Deserialize<'de> for RevocationMessage {
 }
 
 fn malformed(field: &str, detail: impl Into<String>) -> RevocationError {
-    RevocationError::MalformedMessage {
-        field: field.to_owned(),
-        detail: detail.into(),
-    }
+    RevocationError::MalformedMessage { field: field.to_owned(), detail: detail.into() }
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -168,20 +161,14 @@ fn typed<T: DeserializeOwned>(field: &str, v: Value) -> Result<T, RevocationErro
     serde_json::from_value(v).map_err(|e| malformed(field, format!("unexpected {found} ({e})")))
 }
 
-fn required<T: DeserializeOwned>(
-    map: &mut Map<String, Value>,
-    field: &str,
-) -> Result<T, RevocationError> {
+fn required<T: DeserializeOwned>(map: &mut Map<String, Value>, field: &str) -> Result<T, RevocationError> {
     match map.remove(field) {
         None | Some(Value::Null) => Err(malformed(field, "missing")),
         Some(v) => typed(field, v),
     }
 }
 
-fn optional<T: DeserializeOwned>(
-    map: &mut Map<String, Value>,
-    field: &str,
-) -> Result<Option<T>, RevocationError> {
+fn optional<T: DeserializeOwned>(map: &mut Map<String, Value>, field: &str) -> Result<Option<T>, RevocationError> {
     match map.remove(field) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => typed(field, v).map(Some),
@@ -190,27 +177,18 @@ fn optional<T: DeserializeOwned>(
 
 /// A port: a number, or a string of digits, from 0 to 65535.
 fn port(v: Option<Value>) -> Result<u16, RevocationError> {
-    let out_of_range = |shown: &dyn std::fmt::Display| {
-        malformed("port", format!("{shown} is not a port number (0 to 65535)"))
-    };
+    let out_of_range = |shown: &dyn std::fmt::Display| malformed("port", format!("{shown} is not a port number (0 to 65535)"));
     match v {
         None | Some(Value::Null) => Err(malformed("port", "missing")),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| out_of_range(&n)),
+        Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| out_of_range(&n)),
         Some(Value::String(s)) => {
             let t = s.trim();
             if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(out_of_range(&format!("{s:?}")));
             }
-            t.parse::<u16>()
-                .map_err(|_| out_of_range(&format!("{s:?}")))
+            t.parse::<u16>().map_err(|_| out_of_range(&format!("{s:?}")))
         }
-        Some(other) => Err(malformed(
-            "port",
-            format!("unexpected {} (a number is needed)", kind_of(&other)),
-        )),
+        Some(other) => Err(malformed("port", format!("unexpected {} (a number is needed)", kind_of(&other)))),
     }
 }
 
@@ -232,10 +210,7 @@ mod tests {
         assert_eq!(m.severity_label.as_deref(), Some("emergency"));
         let ctx = m.context.as_ref().unwrap();
         assert!(matches!(ctx, EmbeddedJson::Text(_)));
-        assert_eq!(
-            ctx.to_value().unwrap()["message"],
-            "File not found in allowlist: /usr/bin/evil"
-        );
+        assert_eq!(ctx.to_value().unwrap()["message"], "File not found in allowlist: /usr/bin/evil");
         assert_eq!(m.tpm_policy.unwrap().to_value().unwrap()["mask"], "0x400");
     }
 
@@ -243,24 +218,13 @@ mod tests {
     fn serializes_in_keylime_order_and_round_trips() {
         let m = RevocationMessage::from_json(KEYLIME_MSG).unwrap();
         let text = m.to_json();
-        assert!(
-            text.starts_with(r#"{"type":"revocation","ip":"127.0.0.1","agent_id":"#),
-            "{text}"
-        );
+        assert!(text.starts_with(r#"{"type":"revocation","ip":"127.0.0.1","agent_id":"#), "{text}");
         assert_eq!(RevocationMessage::from_json(&text).unwrap(), m);
         // Without an event the event fields are absent, not null.
-        let bare = RevocationMessage {
-            event_id: None,
-            severity_label: None,
-            context: None,
-            ..m
-        };
+        let bare = RevocationMessage { event_id: None, severity_label: None, context: None, ..m };
         let v: Value = serde_json::from_str(&bare.to_json()).unwrap();
         assert!(v.get("event_id").is_none() && v.get("context").is_none());
-        assert_eq!(
-            serde_json::from_value::<RevocationMessage>(v).unwrap(),
-            bare
-        );
+        assert_eq!(serde_json::from_value::<RevocationMessage>(v).unwrap(), bare);
     }
 
     #[test]
@@ -273,10 +237,7 @@ mod tests {
         assert_eq!(m.port, 9002);
         assert_eq!(m.tpm_policy, None);
         assert_eq!(m.meta_data, None);
-        assert_eq!(
-            m.context,
-            Some(EmbeddedJson::Value(json!({"message": "m"})))
-        );
+        assert_eq!(m.context, Some(EmbeddedJson::Value(json!({"message": "m"}))));
         assert_eq!(m.context.unwrap().to_text(), r#"{"message":"m"}"#);
     }
 
@@ -291,16 +252,8 @@ mod tests {
             ("port", Some(json!(-1)), "port: -1 is not a port"),
             ("port", Some(json!("9x")), "port: \"9x\" is not a port"),
             ("port", Some(json!([1])), "port: unexpected array"),
-            (
-                "event_time",
-                Some(json!({})),
-                "event_time: unexpected object",
-            ),
-            (
-                "severity_label",
-                Some(json!(true)),
-                "severity_label: unexpected boolean",
-            ),
+            ("event_time", Some(json!({})), "event_time: unexpected object"),
+            ("severity_label", Some(json!(true)), "severity_label: unexpected boolean"),
         ] {
             let mut map = base();
             match value {
@@ -310,11 +263,7 @@ mod tests {
             let e = RevocationMessage::from_map(map).unwrap_err().to_string();
             assert!(e.contains(expect), "{field}: {e}");
         }
-        for (text, expect) in [
-            ("[1]", "msg: a JSON array"),
-            ("{", "msg: not JSON"),
-            ("", "msg: not JSON"),
-        ] {
+        for (text, expect) in [("[1]", "msg: a JSON array"), ("{", "msg: not JSON"), ("", "msg: not JSON")] {
             let e = RevocationMessage::from_json(text).unwrap_err().to_string();
             assert!(e.contains(expect), "{text:?}: {e}");
         }

@@ -50,37 +50,25 @@ pub struct SignedRevocation {
 }
 
 /// Serializes `message` and signs the text.
-pub fn sign(
-    signer: &RevocationSigner,
-    message: &RevocationMessage,
-) -> Result<SignedRevocation, RevocationError> {
-    let msg = serde_json::to_string(message)
-        .map_err(|e| RevocationError::Signing(format!("cannot serialize the message: {e}")))?;
+pub fn sign(signer: &RevocationSigner, message: &RevocationMessage) -> Result<SignedRevocation, RevocationError> {
+    let msg = serde_json::to_string(message).map_err(|e| RevocationError::Signing(format!("cannot serialize the message: {e}")))?;
     sign_text(signer, msg)
 }
 
 /// Signs message text exactly as given (a sender re-sending a message it keeps as text). The
 /// text is not checked: [`verify`] parses it after the signature.
-pub fn sign_text(
-    signer: &RevocationSigner,
-    msg: String,
-) -> Result<SignedRevocation, RevocationError> {
+pub fn sign_text(signer: &RevocationSigner, msg: String) -> Result<SignedRevocation, RevocationError> {
     let signature = B64.encode(signer.sign_bytes(msg.as_bytes())?);
     Ok(SignedRevocation { msg, signature })
 }
 
 /// Checks `signed` with the revocation key, then parses its message.
-pub fn verify(
-    verifier: &RevocationVerifier,
-    signed: &SignedRevocation,
-) -> Result<RevocationMessage, RevocationError> {
+pub fn verify(verifier: &RevocationVerifier, signed: &SignedRevocation) -> Result<RevocationMessage, RevocationError> {
     let text = signed.signature.trim();
     if text.is_empty() || text == "none" {
         return Err(RevocationError::MissingSignature);
     }
-    let signature = B64
-        .decode(text)
-        .map_err(|e| RevocationError::BadBase64(e.to_string()))?;
+    let signature = B64.decode(text).map_err(|e| RevocationError::BadBase64(e.to_string()))?;
     verifier.verify_bytes(signed.msg.as_bytes(), &signature)?;
     RevocationMessage::from_json(&signed.msg)
 }
@@ -107,9 +95,7 @@ mod tests {
             event_time: "Mon Aug  3 12:00:00 2026".into(),
             event_id: Some("quote.pcr_mismatch".into()),
             severity_label: Some("emergency".into()),
-            context: Some(EmbeddedJson::text_of(
-                &serde_json::json!({"message": "PCR 10 differs"}),
-            )),
+            context: Some(EmbeddedJson::text_of(&serde_json::json!({"message": "PCR 10 differs"}))),
         }
     }
 
@@ -121,73 +107,36 @@ mod tests {
         assert_eq!(verify(&v, &signed).unwrap(), message());
         // The wire form: msg is a JSON string holding the message text.
         let wire = serde_json::to_value(&signed).unwrap();
-        assert!(wire["msg"]
-            .as_str()
-            .unwrap()
-            .starts_with("{\"type\":\"revocation\""));
+        assert!(wire["msg"].as_str().unwrap().starts_with("{\"type\":\"revocation\""));
 
-        let with = |msg: &str, sig: &str| SignedRevocation {
-            msg: msg.into(),
-            signature: sig.into(),
-        };
-        assert_eq!(
-            verify(&v, &with(&signed.msg, "")),
-            Err(RevocationError::MissingSignature)
-        );
-        assert_eq!(
-            verify(&v, &with(&signed.msg, "none")),
-            Err(RevocationError::MissingSignature)
-        );
-        assert!(matches!(
-            verify(&v, &with(&signed.msg, "@@@@")),
-            Err(RevocationError::BadBase64(_))
-        ));
-        assert_eq!(
-            verify(&v, &with(&signed.msg, "AAAA")),
-            Err(RevocationError::SignatureLength {
-                len: 3,
-                expected: 256
-            })
-        );
+        let with = |msg: &str, sig: &str| SignedRevocation { msg: msg.into(), signature: sig.into() };
+        assert_eq!(verify(&v, &with(&signed.msg, "")), Err(RevocationError::MissingSignature));
+        assert_eq!(verify(&v, &with(&signed.msg, "none")), Err(RevocationError::MissingSignature));
+        assert!(matches!(verify(&v, &with(&signed.msg, "@@@@")), Err(RevocationError::BadBase64(_))));
+        assert_eq!(verify(&v, &with(&signed.msg, "AAAA")), Err(RevocationError::SignatureLength { len: 3, expected: 256 }));
         // Surrounding whitespace (a trailing newline from a file) is tolerated.
         assert!(verify(&v, &with(&signed.msg, &format!("{}\n", signed.signature))).is_ok());
         // The message is signed as sent: a different serialization of the same message fails.
         let pretty = serde_json::to_string_pretty(&message()).unwrap();
-        assert_eq!(
-            verify(&v, &with(&pretty, &signed.signature)),
-            Err(RevocationError::BadSignature)
-        );
+        assert_eq!(verify(&v, &with(&pretty, &signed.signature)), Err(RevocationError::BadSignature));
         // Every single-bit flip in the signature fails.
         let raw = B64.decode(&signed.signature).unwrap();
         for i in (0..raw.len() * 8).step_by(97) {
             let mut bad = raw.clone();
             bad[i / 8] ^= 1 << (i % 8);
-            assert_eq!(
-                verify(&v, &with(&signed.msg, &B64.encode(&bad))),
-                Err(RevocationError::BadSignature),
-                "bit {i}"
-            );
+            assert_eq!(verify(&v, &with(&signed.msg, &B64.encode(&bad))), Err(RevocationError::BadSignature), "bit {i}");
         }
         // A signed text that is not a revocation message verifies but is refused by field.
         let odd = sign_text(signer(), "{\"type\":\"revocation\"}".into()).unwrap();
         let e = verify(&v, &odd).unwrap_err();
-        assert_eq!(
-            e,
-            RevocationError::MalformedMessage {
-                field: "ip".into(),
-                detail: "missing".into()
-            }
-        );
+        assert_eq!(e, RevocationError::MalformedMessage { field: "ip".into(), detail: "missing".into() });
     }
 
     #[test]
     fn another_key_fails() {
         let other = RevocationSigner::generate_sized(RevocationKeySize::Rsa2048).unwrap();
         let signed = sign(&other, &message()).unwrap();
-        assert_eq!(
-            verify(&signer().verifier().unwrap(), &signed),
-            Err(RevocationError::BadSignature)
-        );
+        assert_eq!(verify(&signer().verifier().unwrap(), &signed), Err(RevocationError::BadSignature));
         assert!(verify(&other.verifier().unwrap(), &signed).is_ok());
     }
 
@@ -199,17 +148,9 @@ mod tests {
         assert_eq!(again.public_key_pem(), signer().public_key_pem());
         let signed = sign(&again, &message()).unwrap();
         assert!(verify(&signer().verifier().unwrap(), &signed).is_ok());
-        assert!(matches!(
-            RevocationSigner::from_pkcs8_pem(signer().public_key_pem()),
-            Err(RevocationError::PrivateKey(_))
-        ));
-        assert!(
-            matches!(RevocationVerifier::from_pem(&pem), Err(RevocationError::PublicKey(e)) if e.contains("private key"))
-        );
-        assert!(matches!(
-            RevocationVerifier::from_pem("hello"),
-            Err(RevocationError::PublicKey(_))
-        ));
+        assert!(matches!(RevocationSigner::from_pkcs8_pem(signer().public_key_pem()), Err(RevocationError::PrivateKey(_))));
+        assert!(matches!(RevocationVerifier::from_pem(&pem), Err(RevocationError::PublicKey(e)) if e.contains("private key")));
+        assert!(matches!(RevocationVerifier::from_pem("hello"), Err(RevocationError::PublicKey(_))));
     }
 
     #[test]
@@ -220,18 +161,8 @@ mod tests {
             y: vec![2; 32],
         })
         .unwrap();
-        assert!(matches!(
-            RevocationVerifier::from_spki_der(&ec),
-            Err(RevocationError::WrongKeyType { .. })
-        ));
-        let small = crate::crypto::spki::to_spki_der(&crate::tpm::PublicKey::Rsa {
-            n: vec![0xC5; 128],
-            e: 65537,
-        })
-        .unwrap();
-        assert_eq!(
-            RevocationVerifier::from_spki_der(&small).unwrap_err(),
-            RevocationError::KeySize { bits: 1024 }
-        );
+        assert!(matches!(RevocationVerifier::from_spki_der(&ec), Err(RevocationError::WrongKeyType { .. })));
+        let small = crate::crypto::spki::to_spki_der(&crate::tpm::PublicKey::Rsa { n: vec![0xC5; 128], e: 65537 }).unwrap();
+        assert_eq!(RevocationVerifier::from_spki_der(&small).unwrap_err(), RevocationError::KeySize { bits: 1024 });
     }
 }

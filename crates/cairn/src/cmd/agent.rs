@@ -27,16 +27,35 @@ CONFIGURATION FILE (--config, TOML; every key optional, flags and environment wi
     ima_log = \"/sys/kernel/security/ima/ascii_runtime_measurements\"
     uefi_log = \"/sys/kernel/security/tpm0/binary_bios_measurements\"
     client_ca = \"/etc/cairn/verifier-ca.pem\"
+    revocation_cert = \"/etc/cairn/revocation.crt\"
+    revocation_actions_dir = \"/var/lib/cairn/agent/revocation_actions\"
 
 STATE DIRECTORY (created 0700): nk.der (node key, PKCS#8, 0600), mtls.key (0600), mtls.crt,
-ak.pub and ek.pub (TPM2B_PUBLIC), uuid (when generated). Keep it: a restarted agent with the
-same state directory and TPM presents the same uuid, EK and AK, and re-registers them.
+ak.pub and ek.pub (TPM2B_PUBLIC), uuid (when generated), revocation_actions/ (the default
+actions directory). Keep it: a restarted agent with the same state directory and TPM presents
+the same uuid, EK and AK, and re-registers them.
 
 TPM SHARING: the agent opens the TPM for each operation and closes it right after, one
 operation at a time, never holding an idle connection. So with swtpm (one client at a time)
 an operator can run `cairn tpm pcr-extend --tcti … 10 sha256:<hex>` (or tpm2_pcrextend) beside a
 running agent; it succeeds between two agent operations (retry if it lands during one).
-Quotes reset and re-extend PCR 16 (it binds the node key), so do not use PCR 16 for anything else.";
+Quotes reset and re-extend PCR 16 (it binds the node key), so do not use PCR 16 for anything else.
+
+REVOCATION: POST /v2.x/notifications/revocation takes Keylime's {msg, signature}, signed by the
+verifier's revocation key (RSA-PSS/SHA-256, maximum salt). Only messages that verify against
+revocation_cert (PEM public key or certificate) are acted on; without revocation_cert every
+notification is refused (403). A verified message (about any node, this one included) runs
+every executable regular file in revocation_actions_dir (names starting with '.' skipped), one
+after the other in name order, each with:
+    stdin   the message JSON exactly as signed (type, ip, agent_id, port, tpm_policy, meta_data,
+            event_time, event_id, severity_label, context)
+    env     CAIRN_REVOKED_AGENT_ID, CAIRN_REVOKED_IP, CAIRN_REVOKED_PORT,
+            CAIRN_REVOCATION_EVENT_ID, CAIRN_REVOCATION_SEVERITY (empty without an event),
+            CAIRN_REVOKED_SELF (1 when the message names this agent, else 0)
+    cwd     the actions directory
+An action still running after 30 s is killed with its process group; exit status and the tail
+of stdout/stderr are logged. The directory may be absent (no actions); it is read at every
+notification. Actions run with the agent's rights: let no one else write to the directory.";
 
 /// Run the Keylime-compatible agent: enrol at a registrar, serve quotes over mutual TLS.
 #[derive(Args)]
@@ -97,6 +116,14 @@ pub struct AgentArgs {
     /// mode: any client is served and a presented client certificate's fingerprint is logged.
     #[arg(long, env = "CAIRN_AGENT_CLIENT_CA", value_name = "PEM")]
     client_ca: Option<PathBuf>,
+    /// The verifier's revocation public key or certificate, PEM (Keylime's revocation
+    /// certificate). Without it every revocation notification is refused (403, logged).
+    #[arg(long, env = "CAIRN_AGENT_REVOCATION_CERT", value_name = "PEM")]
+    revocation_cert: Option<PathBuf>,
+    /// Directory of revocation actions, run when a verified revocation arrives (see REVOCATION
+    /// below) [default: <state_dir>/revocation_actions; may be absent].
+    #[arg(long, env = "CAIRN_AGENT_REVOCATION_ACTIONS_DIR", value_name = "DIR")]
+    revocation_actions_dir: Option<PathBuf>,
     /// Log filter (tracing syntax), e.g. `info`, `cairn_agent=debug`.
     #[arg(long, env = "CAIRN_LOG", value_name = "FILTER", default_value = "info,tss_esapi=warn")]
     log: String,
@@ -126,6 +153,8 @@ impl AgentArgs {
             ima_log: self.ima_log,
             uefi_log: self.uefi_log,
             client_ca: self.client_ca,
+            revocation_cert: self.revocation_cert,
+            revocation_actions_dir: self.revocation_actions_dir,
         };
         let config = flags.over(file).validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

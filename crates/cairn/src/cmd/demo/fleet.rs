@@ -151,8 +151,8 @@ async fn story(o: Options) -> anyhow::Result<ExitCode> {
             ima_log: Some(ima.clone()),
             uefi_log: Some(uefi),
             client_ca: Some(registrar_tls.join("ca-cert.pem")),
-            // REVOC revocation_cert: Some(revocation_pub.clone()),
-            // REVOC revocation_actions_dir: Some(adir.join("actions")),
+            revocation_cert: Some(revocation_pub.clone()),
+            revocation_actions_dir: Some(adir.join("actions")),
             ak_alg: Some("ecc256".into()),
             ..RawConfig::default()
         };
