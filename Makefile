@@ -30,11 +30,11 @@ test-keylime-interop: deps-test
 doc-tests:
 	$(CARGO) test --workspace --doc
 
-## fuzz-smoke: every fuzz target over the shared vectors and mutations of them (stable toolchain).
+## fuzz-smoke: every fuzz target over the shared vectors, its own seeds (fuzz/corpus/<target>) and mutations (stable toolchain).
 fuzz-smoke:
 	cd fuzz && CARGO_TARGET_DIR=../target/fuzz $(CARGO) build --release --bins
 	@for t in $$(sed -n 's/^name = "\(.*\)"/\1/p' fuzz/Cargo.toml | grep -v cairn-fuzz); do \
-		./target/fuzz/release/$$t $(TESTDATA) || exit 1; \
+		./target/fuzz/release/$$t $(TESTDATA) fuzz/corpus/$$t || exit 1; \
 	done
 
 ## bench: benchmarks, JSON on stdout.

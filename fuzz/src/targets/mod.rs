@@ -5,9 +5,11 @@ mod quote;
 mod eventlog;
 mod ima;
 mod ekcert;
+mod bootstrap;
 
 pub use tpm_structures::tpm_structures;
 pub use quote::quote;
 pub use eventlog::eventlog;
 pub use ima::ima;
 pub use ekcert::ekcert;
+pub use bootstrap::bootstrap;
