@@ -13,6 +13,7 @@
 
 pub mod alg;
 pub mod attest;
+pub mod bootstrap;
 pub mod codec;
 pub mod credential;
 pub mod crypto;

@@ -6,6 +6,7 @@ mod eventlog;
 mod ima;
 mod ekcert;
 mod revocation;
+mod bootstrap;
 
 pub use tpm_structures::tpm_structures;
 pub use quote::quote;
@@ -13,3 +14,4 @@ pub use eventlog::eventlog;
 pub use ima::ima;
 pub use ekcert::ekcert;
 pub use revocation::revocation;
+pub use bootstrap::bootstrap;
