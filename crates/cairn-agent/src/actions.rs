@@ -164,8 +164,24 @@ fn environment(m: &RevocationMessage, is_self: bool) -> Vec<(&'static str, Strin
 
 /// Runs `path` with `input` on stdin; kills it (and its process group) after `timeout`.
 pub async fn run_one(path: &Path, cwd: &Path, input: &[u8], env: &[(&str, String)], timeout: Duration) -> Outcome {
-    let mut cmd = Command::new(path);
-    cmd.current_dir(cwd)
+    run_program(path, &[], cwd, input, env, timeout).await
+}
+
+/// Runs `program` with `args` and `input` on stdin in its own process group, in `cwd`, with the
+/// agent's environment plus `env`; kills the group after `timeout`. The outcome's `path` is
+/// `program`.
+pub async fn run_program(
+    program: &Path,
+    args: &[&std::ffi::OsStr],
+    cwd: &Path,
+    input: &[u8],
+    env: &[(&str, String)],
+    timeout: Duration,
+) -> Outcome {
+    let path = program;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -5,6 +5,9 @@
 //! | `GET /version` | `{supported_version}` |
 //! | `GET /v{X}/agent/info` | uuid, hash/enc/sign algorithms, AK handle |
 //! | `GET /v{X}/keys/pubkey` | the NK public key, PEM |
+//! | `POST /v{X}/keys/ukey` | the tenant's bootstrap half U, auth tag and payload ([`crate::bootstrap`]) |
+//! | `POST /v{X}/keys/vkey` | the verifier's bootstrap half V; with U: K, auth tag checked, payload delivered |
+//! | `GET /v{X}/keys/verify?challenge=` | `{hmac}` = HMAC-SHA384(K, challenge); 400 before K |
 //! | `GET /v{X}/quotes/identity?nonce=` | a quote of PCR 16 (NK bound), with the NK |
 //! | `GET /v{X}/quotes/integrity?nonce=&mask=&partial=&ima_ml_entry=` | a quote of `mask` + 16, with the logs its PCRs need |
 //! | `POST /v{X}/notifications/revocation` | a signed revocation: checked, then local actions run ([`crate::revocation`]) |
@@ -25,6 +28,7 @@ use cairn_proto::{ApiVersion, Envelope};
 use cairn_tpm::Ak;
 use serde::Deserialize;
 
+use crate::bootstrap::{self, Bootstrap, UKEY_BODY_LIMIT};
 use crate::error::AgentError;
 use crate::identity::TpmIdentity;
 use crate::keys::NodeKey;
@@ -33,7 +37,8 @@ use crate::quote::{self, PcrMask, QuoteNonce, IMA_PCR};
 use crate::revocation::{self, Revocations};
 use crate::tpm_owner::TpmOwner;
 
-/// Largest request body accepted (the pull API has no large bodies).
+/// Largest request body accepted (the pull API has no large bodies; `keys/ukey`, which carries
+/// the payload, takes up to [`UKEY_BODY_LIMIT`]).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// What the handlers share.
@@ -57,19 +62,39 @@ pub struct AgentState {
     pub uefi_log: PathBuf,
     /// The revocation key and actions.
     pub revocation: Revocations,
+    /// Bootstrap key halves, K, and where payloads go.
+    pub bootstrap: Bootstrap,
 }
 
 impl AgentState {
     /// The state for an agent with this identity and keys; it refuses revocation notifications
-    /// until given a key ([`AgentState::with_revocation`]).
+    /// until given a key ([`AgentState::with_revocation`]) and bootstrap payloads until given a
+    /// place for them ([`AgentState::with_bootstrap`]).
     pub fn new(tpm: TpmOwner, uuid: String, id: &TpmIdentity, nk: Arc<NodeKey>, ima_log: PathBuf, uefi_log: PathBuf) -> AgentState {
         let revocation = Revocations::refusing();
-        AgentState { tpm, uuid, ak: id.ak.clone(), enc_alg: id.enc_alg(), sign_alg: id.sign_alg(), nk, ima_log, uefi_log, revocation }
+        let bootstrap = Bootstrap::without_payloads();
+        AgentState {
+            tpm,
+            uuid,
+            ak: id.ak.clone(),
+            enc_alg: id.enc_alg(),
+            sign_alg: id.sign_alg(),
+            nk,
+            ima_log,
+            uefi_log,
+            revocation,
+            bootstrap,
+        }
     }
 
     /// With this revocation key and actions.
     pub fn with_revocation(self, revocation: Revocations) -> AgentState {
         AgentState { revocation, ..self }
+    }
+
+    /// With this bootstrap state (where payloads go).
+    pub fn with_bootstrap(self, bootstrap: Bootstrap) -> AgentState {
+        AgentState { bootstrap, ..self }
     }
 }
 
@@ -82,6 +107,9 @@ pub fn app(state: Arc<AgentState>) -> Router {
         .route("/version", get(version))
         .route("/{version}/agent/info", get(info))
         .route("/{version}/keys/pubkey", get(pubkey))
+        .route("/{version}/keys/ukey", post(bootstrap::ukey).layer(DefaultBodyLimit::max(UKEY_BODY_LIMIT)))
+        .route("/{version}/keys/vkey", post(bootstrap::vkey))
+        .route("/{version}/keys/verify", get(bootstrap::verify))
         .route("/{version}/quotes/identity", get(identity_quote))
         .route("/{version}/quotes/integrity", get(integrity_quote))
         .route("/{version}/notifications/revocation", post(revocation::notify))

@@ -12,7 +12,16 @@
 //! 3. serves the agent API over HTTPS ([`api`], [`server`], [`tls`]);
 //! 4. registers at the registrar and activates the AK credential ([`register`]);
 //! 5. acts on revocation notifications signed by the verifier's revocation key, running the
-//!    operator's local actions ([`revocation`], [`actions`]).
+//!    operator's local actions ([`revocation`], [`actions`]);
+//! 6. takes Keylime's bootstrap key halves — U from the tenant (`POST /keys/ukey`, with the
+//!    payload), V from the verifier once the node has attested (`POST /keys/vkey`) — derives K,
+//!    checks the auth tag, decrypts the payload into memory-backed storage and runs its
+//!    `autorun.sh`; `GET /keys/verify` proves it holds K ([`bootstrap`], [`payload`]).
+//!
+//! The state directory holds `nk.der`, `mtls.key`, `mtls.crt`, the uuid and AK files
+//! ([`keys`], [`identity`]), `revocation_actions/` (default), and `secure/` — a tmpfs when the
+//! agent can mount one — with the delivered `secure/payload` and a zip payload's files in
+//! `secure/unzipped/` ([`payload::PayloadLayout`], also [`Agent::payload`]).
 //!
 //! All TPM work goes through one worker ([`tpm_owner`]) that opens the TPM per job and closes it
 //! after, so an operator can extend PCRs with another client between agent operations.
@@ -28,11 +37,13 @@
 
 pub mod actions;
 pub mod api;
+pub mod bootstrap;
 pub mod config;
 mod error;
 pub mod identity;
 pub mod keys;
 pub mod logs;
+pub mod payload;
 pub mod quote;
 pub mod register;
 pub mod revocation;
@@ -53,6 +64,7 @@ use tokio::task::JoinHandle;
 use cairn_proto::ApiVersion;
 use identity::TpmIdentity;
 use keys::{MtlsIdentity, NodeKey};
+use payload::{MountPolicy, PayloadLayout, PayloadStore};
 use tpm_owner::TpmOwner;
 
 /// A started agent: serving, and registered if configured to.
@@ -70,6 +82,8 @@ pub struct Agent {
     pub nk_pem: String,
     /// The registrar API version used, if it registered.
     pub registered: Option<ApiVersion>,
+    /// Where a bootstrap payload is delivered.
+    pub payload: PayloadLayout,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -97,10 +111,12 @@ impl Agent {
             Some(ca) => tracing::info!("verifier client certificates must chain to {}", ca.display()),
             None => tracing::warn!("no client_ca: any client is served (client certificates are logged, not checked)"),
         }
+        let payload = PayloadLayout::under(&config.state_dir);
         let listener = server::bind(config.listen).await?;
         let addr = listener.local_addr().map_err(AgentError::io(config.listen.to_string()))?;
         let state = api::AgentState::new(tpm.clone(), uuid.clone(), &identity, nk.clone(), config.ima_log.clone(), config.uefi_log.clone())
-            .with_revocation(revocations);
+            .with_revocation(revocations)
+            .with_bootstrap(bootstrap::Bootstrap::new(PayloadStore::new(payload.clone(), MountPolicy::Try)));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, tls, api::app(Arc::new(state)), async {
             let _ = stopped.await;
@@ -113,6 +129,7 @@ impl Agent {
             mtls_cert: mtls.cert_pem.clone(),
             nk_pem: nk.public_pem().to_owned(),
             registered: None,
+            payload,
             stop,
             task,
         };

@@ -29,6 +29,33 @@ pub struct PubkeyResponse {
     pub pubkey: String,
 }
 
+/// `POST /vX/keys/ukey`: the tenant's half U of the bootstrap key, with the auth tag and the
+/// payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UkeyRequest {
+    /// U, RSA-OAEP (SHA-1) encrypted to the agent's NK, base64.
+    pub encrypted_key: String,
+    /// hex(HMAC-SHA384(K, agent uuid)).
+    pub auth_tag: String,
+    /// base64(IV(16) ‖ AES-256-GCM(K, payload) ‖ tag(16)); absent when there is no payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+}
+
+/// `POST /vX/keys/vkey`: the verifier's half V of the bootstrap key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VkeyRequest {
+    /// V, RSA-OAEP (SHA-1) encrypted to the agent's NK, base64.
+    pub encrypted_key: String,
+}
+
+/// `GET /vX/keys/verify?challenge=C` reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVerifyResponse {
+    /// hex(HMAC-SHA384(K, C)).
+    pub hmac: String,
+}
+
 /// `GET /vX/quotes/identity` and `GET /vX/quotes/integrity` replies.
 ///
 /// The identity quote carries no logs; the integrity quote carries them when their PCRs are in
@@ -102,5 +129,19 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(i.ak_handle, 0x8101_0010);
+    }
+
+    #[test]
+    fn key_bodies_as_keylime_tenant_and_verifier_send_them() {
+        // The tenant sends payload only when it has one; the verifier sends V alone.
+        let u: UkeyRequest = serde_json::from_value(json!({"encrypted_key": "RU5D", "auth_tag": "ab"})).unwrap();
+        assert_eq!(u.payload, None);
+        assert_eq!(serde_json::to_value(&u).unwrap(), json!({"encrypted_key": "RU5D", "auth_tag": "ab"}));
+        let u: UkeyRequest =
+            serde_json::from_value(json!({"encrypted_key": "RU5D", "auth_tag": "ab", "payload": "UA=="})).unwrap();
+        assert_eq!(u.payload.as_deref(), Some("UA=="));
+        let v: VkeyRequest = serde_json::from_value(json!({"encrypted_key": "Vg=="})).unwrap();
+        assert_eq!(v.encrypted_key, "Vg==");
+        assert_eq!(serde_json::to_value(KeyVerifyResponse { hmac: "00".into() }).unwrap(), json!({"hmac": "00"}));
     }
 }

@@ -47,7 +47,10 @@ pub enum BootstrapError {
     Unwrap,
     /// HMAC-SHA384(K, agent uuid) differs from the `auth_tag` sent with U: U and V do not combine
     /// into the tenant's key (a wrong U or a wrong V), or the tag was made for another agent.
-    #[error("auth_tag: HMAC-SHA384(K, agent uuid) does not match; U and V do not make the tenant's key (wrong U or wrong V, or a tag for another agent)")]
+    #[error(
+        "auth_tag: HMAC-SHA384(K, agent uuid) does not match; U and V do not make the tenant's key \
+         (wrong U or wrong V, or a tag for another agent)"
+    )]
     AuthTagMismatch,
     /// HMAC-SHA384(K, challenge) differs from the `hmac` an agent answered.
     #[error("hmac: HMAC-SHA384(K, challenge) does not match; the agent does not hold this bootstrap key")]

@@ -97,7 +97,11 @@ fn seal(k: &BootstrapKey, iv: &[u8; PAYLOAD_IV_LEN], plaintext: &[u8]) -> Result
 
 fn cipher(k: &BootstrapKey) -> Result<PayloadCipher, BootstrapError> {
     // K is always 32 bytes, AES-256's key length: this cannot fail.
-    PayloadCipher::new_from_slice(k.as_bytes()).map_err(|_| BootstrapError::Length { field: "K", len: k.as_bytes().len(), expected: 32 })
+    PayloadCipher::new_from_slice(k.as_bytes()).map_err(|_| BootstrapError::Length {
+        field: "K",
+        len: k.as_bytes().len(),
+        expected: 32,
+    })
 }
 
 #[cfg(test)]
