@@ -213,6 +213,9 @@ impl Fleet {
             st.quote_failed = false;
             st.misses = 0;
             st.due_now = due_now;
+            if due_now {
+                st.v_released = false; // reactivated: V goes out again after the next pass
+            }
             StatusUpdate { agent_id: node.id.clone(), status: st.to_store(), events: vec![event(&node.id, kind, serde_json::json!({}))] }
         };
         self.write(update);

@@ -79,6 +79,9 @@ pub struct NodeStatus {
     /// The boot time the agent last reported.
     #[serde(default)]
     pub boottime: Option<u64>,
+    /// The bootstrap-key half V has been delivered to the agent.
+    #[serde(default)]
+    pub v_released: bool,
 }
 
 impl NodeStatus {
@@ -266,8 +269,12 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             agent_state = Some(restored_state(p.policy.hash, &kept));
         }
         let outcome = attest(p, &mut agent_state).await;
-        drop(permit);
+        let passed = matches!(outcome, Outcome::Pass { .. });
         let delay = apply(&fleet, &node, generation, outcome, &agent_state);
+        if passed {
+            release_v(&fleet, &node, p, generation).await;
+        }
+        drop(permit);
         next = started + delay;
     }
 }
@@ -304,6 +311,50 @@ async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>) -> Outcome {
             Outcome::Pass { nk_learned }
         }
         Verdict::Fail(failures) => Outcome::Fail(failures),
+    }
+}
+
+/// After a passing round: sends the tenant's V to the agent (wrapped to its NK, which PCR 16 bound to
+/// this TPM in the round just judged), once. A failure is logged and retried after the next pass.
+async fn release_v(fleet: &Fleet, node: &Node, p: &Prepared, generation: u64) {
+    let (v, nk) = match node.spec.read() {
+        Ok(s) => (s.v.clone(), s.nk_pem.clone()),
+        Err(_) => return,
+    };
+    let released = node.status.lock().map(|s| s.v_released || s.generation != generation).unwrap_or(true);
+    let (Some(v), Some(nk), false) = (v, nk, released) else { return };
+    let wrapped = cairn_core::bootstrap::KeyHalf::from_base64("v", &v)
+        .and_then(|half| cairn_core::bootstrap::wrap_for_nk(&nk, &half));
+    let body = match wrapped {
+        Ok(encrypted_key) => serde_json::json!({ "encrypted_key": encrypted_key }),
+        Err(e) => {
+            tracing::error!(agent = %node.id, error = %e, "cannot wrap V to the agent's NK");
+            return;
+        }
+    };
+    let url = format!("{}/keys/vkey", p.base);
+    let outcome = match p.http.post(&url).json(&body).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("agent answered HTTP {}", r.status())),
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(()) => {
+            let update = match node.status.lock() {
+                Ok(mut st) if st.generation == generation => {
+                    st.v_released = true;
+                    StatusUpdate {
+                        agent_id: node.id.clone(),
+                        status: st.to_store(),
+                        events: vec![event(&node.id, "key_released", serde_json::json!({}))],
+                    }
+                }
+                _ => return,
+            };
+            tracing::info!(agent = %node.id, "bootstrap key half V released after a passing round");
+            fleet.write(update);
+        }
+        Err(why) => tracing::warn!(agent = %node.id, reason = %why, "releasing V failed; retried after the next passing round"),
     }
 }
 

@@ -52,6 +52,10 @@ pub struct NodeSpec {
     /// The agent's NK (PEM), learned from its first reply.
     #[serde(default)]
     pub nk_pem: Option<String>,
+    /// The tenant's bootstrap-key half V (base64), released to the agent after its first passing
+    /// round. A secret: never logged, never in a view.
+    #[serde(default)]
+    pub v: Option<String>,
 }
 
 /// A policy given inline in an add request, to store under `name`.
@@ -120,7 +124,12 @@ impl NodeSpec {
             accept_tpm_signing_algs: r.accept_tpm_signing_algs.clone().unwrap_or_default(),
             api_version: r.supported_version.clone().unwrap_or_else(|| default_version.to_owned()),
             nk_pem: None,
+            v: None,
         };
+        if let Some(v) = r.v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            cairn_core::bootstrap::KeyHalf::from_base64("v", v).map_err(|e| bad(e.to_string()))?;
+            spec.v = Some(v.to_owned());
+        }
         spec.ak()?;
         spec.quote_hash()?;
         spec.pcr_policy()?;
@@ -261,6 +270,7 @@ mod tests {
             (Box::new(|r| r.runtime_policy_sig = Some("c2ln".into())), "runtime_policy_sig"),
             (Box::new(|r| r.ima_sign_verification_keys = Some("[{\"k\": 1}]".into())), "ima_sign_verification_keys"),
             (Box::new(|r| r.supported_version = Some("three".into())), "supported_version"),
+            (Box::new(|r| r.v = Some(B64.encode([1u8; 31]))), "v"),
         ];
         for (change, expected) in cases {
             let mut r = request();

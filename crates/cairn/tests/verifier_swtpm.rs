@@ -425,3 +425,67 @@ impl Drop for Impostor {
         }
     }
 }
+
+/// Unmounts an agent's payload tmpfs (made when a payload arrived) before its directory goes.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).stderr(Stdio::null()).status();
+    }
+}
+
+#[test]
+fn a_payload_reaches_an_attested_node_and_never_a_failing_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ca = SwtpmCa::create(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("verifier-ca")).unwrap();
+    let mut fleet = Fleet::start(dir, &ca);
+    let http = fleet.registrar_http.clone();
+    let good = AgentNode::start(&dir.join("good"), &ca, &http);
+    let bad = AgentNode::start(&dir.join("bad"), &ca, &http);
+    let _unmount = (Unmount(good.state.join("secure")), Unmount(bad.state.join("secure")));
+    fleet.start_verifier(free_port());
+    let secret: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let payload = dir.join("disk-key.bin");
+    std::fs::write(&payload, &secret).unwrap();
+
+    // The attested node: identity quote checked, U sent, V released after its first pass.
+    let key = dir.join("good.key");
+    let (ok, out) = fleet.node(&["add", &good.uuid, "--payload", payload.to_str().unwrap(), "--save-key", key.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("payload released"), "{out}");
+    let delivered = std::fs::read(good.state.join("secure/payload")).unwrap();
+    assert_eq!(delivered, secret, "the payload arrives byte-identical");
+    let (ok, out) = fleet.node(&["verify-key", &good.uuid, "--key-file", key.to_str().unwrap()]);
+    assert!(ok && out.contains("holds the bootstrap key"), "{out}");
+    let history = tenant(&fleet)
+        .get(format!("{}/cairn/v1/nodes/{}/history", fleet.verifier_url, good.uuid))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert!(history["results"].as_array().unwrap().iter().any(|e| e["kind"] == "key_released"), "{history}");
+
+    // A node whose first quote fails its PCR policy: U arrives (the identity quote is fine), V never does.
+    let policy = format!("{{\"15\": [\"{}\"], \"mask\": \"0x8000\"}}", "ff".repeat(32));
+    let bad_key = dir.join("bad.key");
+    let (ok, out) = fleet.node(&[
+        "add", &bad.uuid, "--payload", payload.to_str().unwrap(), "--save-key", bad_key.to_str().unwrap(), "--no-wait",
+        "--tpm-policy", &policy,
+    ]);
+    assert!(ok, "{out}");
+    let s = fleet.wait(&bad.uuid, "failed", |s| s["cairn_state"] == "failed");
+    assert_eq!(s["failures"][0]["check"], "pcr_policy", "{s}");
+    // A failed node is not polled again, so no pass can release V later; it has not been released.
+    let history = tenant(&fleet)
+        .get(format!("{}/cairn/v1/nodes/{}/history", fleet.verifier_url, bad.uuid))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert!(!history["results"].as_array().unwrap().iter().any(|e| e["kind"] == "key_released"), "{history}");
+    assert!(!bad.state.join("secure/payload").exists(), "a failing node received the payload");
+    let (ok, out) = fleet.node(&["verify-key", &bad.uuid, "--key-file", bad_key.to_str().unwrap()]);
+    assert!(!ok && out.contains("does not hold"), "{out}");
+}

@@ -21,12 +21,14 @@
 mod binding;
 mod boot;
 mod failure;
+mod identity;
 mod runtime;
 
 use std::sync::Arc;
 
 pub use binding::{nk_binding, DATA_PCR};
 pub use failure::Failure;
+pub use identity::judge_identity;
 
 use crate::alg::HashAlg;
 use crate::crypto::VerifyingKey;

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod eventlog;
 pub mod ima;
 pub mod node;
+pub mod node_bootstrap;
 pub mod policy;
 pub mod quote;
 pub mod registrar;

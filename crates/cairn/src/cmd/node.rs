@@ -18,6 +18,8 @@ use cairn_proto::verifier::{AddAgentRequest, AgentView};
 use cairn_proto::Envelope;
 use clap::{Args, Subcommand};
 
+use super::node_bootstrap as bootstrap;
+
 /// API version the CLI speaks.
 const API: &str = "v2.5";
 
@@ -96,6 +98,18 @@ pub struct NodeOptions {
     /// Metadata JSON stored with the node and sent in its revocations.
     #[arg(long, value_name = "JSON")]
     metadata: Option<String>,
+    /// A payload (file) delivered to the node only after it attests: encrypted under a fresh key K,
+    /// K split into U (to the agent now, after its identity quote checks out) and V (to the
+    /// verifier, released after the node's first passing round). The agent writes it to
+    /// memory-backed storage; a zip is unpacked and its autorun.sh run.
+    #[arg(long, value_name = "FILE")]
+    payload: Option<PathBuf>,
+    /// With --payload: keep K in FILE (mode 0600) for `cairn node verify-key`.
+    #[arg(long, value_name = "FILE", requires = "payload")]
+    save_key: Option<PathBuf>,
+    /// With --payload: return once U and V are handed over, without waiting for the release.
+    #[arg(long, requires = "payload")]
+    no_wait: bool,
 }
 
 impl NodeOptions {
@@ -160,6 +174,14 @@ enum NodeCommand {
         /// The agent's id.
         uuid: String,
     },
+    /// Check that a node holds the bootstrap key K (Keylime's `/keys/verify` challenge).
+    VerifyKey {
+        /// The agent's id.
+        uuid: String,
+        /// The key file written by `add --payload … --save-key FILE`.
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
 }
 
 impl NodeArgs {
@@ -181,6 +203,7 @@ impl NodeArgs {
             NodeCommand::Reactivate { uuid } => {
                 done(call(&http, reqwest::Method::PUT, &format!("{verifier}/agents/{uuid}/reactivate"), None)?, uuid, "reactivated")
             }
+            NodeCommand::VerifyKey { uuid, key_file } => verify_key(&http, e, uuid, key_file),
             NodeCommand::Stop { uuid } => done(call(&http, reqwest::Method::PUT, &format!("{verifier}/agents/{uuid}/stop"), None)?, uuid, "stopped"),
             NodeCommand::Status { uuid } => {
                 let Some(view) = get::<AgentView>(&http, &format!("{verifier}/agents/{uuid}"))? else { return Ok(ExitCode::from(1)) };
@@ -247,8 +270,109 @@ pub fn add(http: &reqwest::blocking::Client, e: &Endpoints, uuid: &str, o: &Node
         supported_version: Some(API.trim_start_matches('v').to_owned()),
         ..AddAgentRequest::default()
     };
+    let mut body = body;
+    let bootstrap = match &o.payload {
+        Some(path) => {
+            let cert = body.mtls_cert.clone().context("the registrar holds no mTLS certificate for this agent")?;
+            let agent = AgentEndpoint::new(e, &body.cloudagent_ip, body.cloudagent_port, &cert)?;
+            let ak = body.ak_tpm.clone().unwrap_or_default();
+            let sent = bootstrap::send_u(&agent, uuid, &ak, &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)?;
+            body.v = Some(sent.v_b64.clone());
+            Some((agent, sent))
+        }
+        None => None,
+    };
     let url = format!("{}/{API}/agents/{uuid}", e.verifier.trim_end_matches('/'));
-    done(call(http, reqwest::Method::POST, &url, Some(serde_json::to_value(&body)?))?, uuid, "added; attestation started")
+    let started = std::time::Instant::now();
+    let code = call(http, reqwest::Method::POST, &url, Some(serde_json::to_value(&body)?))?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    println!("{uuid}: added; attestation started");
+    if let Some((agent, sent)) = bootstrap {
+        if let Some(file) = &o.save_key {
+            bootstrap::save_key(file, &sent.k)?;
+        }
+        if !o.no_wait {
+            bootstrap::wait_released(&agent, &sent.k, std::time::Duration::from_secs(120))?;
+            println!("{uuid}: the node attested and holds the key: payload released ({} ms after add)", started.elapsed().as_millis());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_key(http: &reqwest::blocking::Client, e: &Endpoints, uuid: &str, key_file: &Path) -> anyhow::Result<ExitCode> {
+    let reg_url = format!("{}/{API}/agents/{uuid}", e.registrar.trim_end_matches('/'));
+    let Some(reg) = get::<AgentRecord>(http, &reg_url)? else { return Ok(ExitCode::from(1)) };
+    let cert = reg.mtls_cert.context("the registrar holds no mTLS certificate for this agent")?;
+    let ip = reg.ip.context("the registrar has no address for this agent")?;
+    let port = reg.port.context("the registrar has no port for this agent")?;
+    let agent = AgentEndpoint::new(e, &ip, port, &cert)?;
+    let k = bootstrap::load_key(key_file)?;
+    match bootstrap::verify_once(&agent, &k)? {
+        true => {
+            println!("{uuid}: holds the bootstrap key");
+            Ok(ExitCode::SUCCESS)
+        }
+        false => {
+            eprintln!("{uuid}: does not hold this bootstrap key");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// An agent's API, reached with the tenant's certificate and the agent's pinned certificate.
+pub struct AgentEndpoint {
+    http: reqwest::blocking::Client,
+    base: String,
+}
+
+impl AgentEndpoint {
+    fn new(e: &Endpoints, ip: &str, port: u16, agent_cert_pem: &str) -> anyhow::Result<AgentEndpoint> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(agent_cert_pem.as_bytes()) {
+            roots.add(c.context("the agent's mTLS certificate")?)?;
+        }
+        let cert = e.cert.clone().unwrap_or_else(|| e.tls_dir.join("client-cert.pem"));
+        let key = e.key.clone().unwrap_or_else(|| e.tls_dir.join("client-key.pem"));
+        let chain = CertificateDer::pem_file_iter(&cert)
+            .with_context(|| format!("cannot read the client certificate {}", cert.display()))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_file(&key).with_context(|| format!("cannot read the client key {}", key.display()))?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)?;
+        let http = reqwest::blocking::Client::builder().use_preconfigured_tls(tls).timeout(std::time::Duration::from_secs(30)).build()?;
+        let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_owned() };
+        Ok(AgentEndpoint { http, base: format!("https://{host}:{port}/{API}") })
+    }
+
+    /// GET a path; the `results` or the agent's reason.
+    pub fn get(&self, path_and_query: &str) -> anyhow::Result<Result<serde_json::Value, String>> {
+        let url = format!("{}{path_and_query}", self.base);
+        let resp = self.http.get(&url).send().with_context(|| format!("cannot reach the agent at {url}"))?;
+        Ok(results(resp))
+    }
+
+    /// POST a body; Ok or the agent's reason.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<Result<serde_json::Value, String>> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.http.post(&url).json(body).send().with_context(|| format!("cannot reach the agent at {url}"))?;
+        Ok(results(resp))
+    }
+}
+
+fn results(resp: reqwest::blocking::Response) -> Result<serde_json::Value, String> {
+    let status = resp.status();
+    let env = resp.json::<Envelope<serde_json::Value>>();
+    match env {
+        Ok(e) if status.is_success() => Ok(e.results),
+        Ok(e) => Err(format!("HTTP {status}: {}", e.status)),
+        Err(err) => Err(format!("HTTP {status}: unreadable reply ({err})")),
+    }
 }
 
 fn read_text(p: &Path) -> anyhow::Result<String> {
