@@ -12,27 +12,20 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use axum::routing::post;
-use cairn_agent::config::RawConfig;
-use cairn_agent::Agent;
 use cairn_core::ima::{FileDigest, Template};
-use cairn_core::pcr::PcrIndex;
 use cairn_core::revocation::{verify, RevocationMessage, RevocationVerifier, SignedRevocation};
-use cairn_core::{Digest, HashAlg};
+use cairn_core::HashAlg;
 use cairn_proto::verifier::AgentView;
-use cairn_registrar::{Registrar, RegistrarConfig};
-use cairn_tpm::swtpm::{Swtpm, SwtpmCa, SwtpmOptions};
-use cairn_tpm::Tpm;
-use cairn_verifier::{Verifier, VerifierConfig};
 use tokio::sync::{mpsc, watch};
 
 use super::super::node::{self, print_table, Endpoints, NodeOptions};
+use super::cluster::{measure, stopped, Cluster, ClusterSpec};
 
 /// IMA entries each agent starts with (boot_aggregate first).
 const IMA_ENTRIES: usize = 40;
@@ -63,13 +56,6 @@ pub fn run(o: Options) -> anyhow::Result<ExitCode> {
     runtime.block_on(story(o))
 }
 
-struct Node {
-    swtpm: Swtpm,
-    agent: Option<Agent>,
-    ima: PathBuf,
-    dropped: PathBuf,
-}
-
 async fn story(o: Options) -> anyhow::Result<ExitCode> {
     let tmp;
     let dir = match &o.state_dir {
@@ -84,87 +70,31 @@ async fn story(o: Options) -> anyhow::Result<ExitCode> {
     println!("Cairn all-in-one demo: registrar + verifier on one SQLite file, {} agents on software TPMs.", o.agents);
     println!("state: {}\n", dir.display());
 
-    // 1. Registrar, trusting the local EK CA; verifier on the same database and TLS CA.
-    let ca = SwtpmCa::create(&dir.join("ek-ca")).context("cannot create the local EK CA (is swtpm-tools installed?)")?;
-    let trust = dir.join("registrar/tpm_cert_store");
-    std::fs::create_dir_all(&trust)?;
-    for (i, pem) in [ca.root_pem(), ca.issuer_pem()].iter().enumerate() {
-        std::fs::copy(pem, trust.join(format!("ek-ca-{i}.pem"))).with_context(|| format!("copying {}", pem.display()))?;
-    }
-    let database = dir.join("cairn.sqlite");
-    let tls_dir = dir.join("tls");
-    let rc = RegistrarConfig {
-        port: 0,
-        tls_port: 0,
-        state_dir: dir.join("registrar"),
-        database: Some(database.clone()),
-        ..RegistrarConfig::default()
-    };
-    let rc = RegistrarConfig { trust_dir: Some(trust), ..rc };
-    let registrar = Registrar::bind(&RegistrarConfig { ..rc.clone() }).await.context("starting the registrar")?;
-    let (reg_http, reg_tls) = (registrar.http_addr, registrar.tls_addr);
-    let registrar_tls = dir.join("registrar/tls");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let registrar_task = tokio::spawn(registrar.serve(stopped(stop_rx.clone())));
-
-    let (hook_addr, mut hook_rx) = webhook_receiver(stop_rx.clone()).await?;
-    let vc = VerifierConfig {
-        port: 0,
-        state_dir: dir.join("verifier"),
-        database: Some(database.clone()),
-        tls_dir: Some(registrar_tls.clone()),
-        quote_interval_ms: o.interval_ms,
-        retry_base_ms: 500,
-        retry_max_ms: 5000,
-        webhooks: vec![format!("http://{hook_addr}/revocation")],
-        ..VerifierConfig::default()
-    };
-    let verifier = Verifier::bind(&vc).await.context("starting the verifier")?;
-    let verifier_addr = verifier.addr;
-    let revocation_pub = verifier.revocation_public_key.clone();
-    let verifier_task = tokio::spawn(verifier.serve(stopped(stop_rx.clone())));
-    let _ = tls_dir;
-    println!("[1/6] registrar http://{reg_http} + https://{reg_tls}, verifier https://{verifier_addr}, one database {}  ({} ms)", database.display(), t.elapsed().as_millis());
-
-    // 2. Agents on fresh software TPMs, with IMA logs measured into PCR 10.
+    // 1–2. Registrar and verifier on one database and TLS CA; agents on fresh software TPMs, with
+    // IMA logs measured into PCR 10.
+    let (hook_stop_tx, hook_stop_rx) = watch::channel(false);
+    let (hook_addr, mut hook_rx) = webhook_receiver(hook_stop_rx).await?;
     let synth = cairn_core::ima::synth::generate(IMA_ENTRIES);
     let policy = dir.join("runtime-policy.json");
     std::fs::write(&policy, &synth.policy_json)?;
-    let mut nodes = Vec::new();
-    for i in 0..o.agents {
-        let adir = dir.join(format!("agent-{}", i + 1));
-        std::fs::create_dir_all(adir.join("actions"))?;
-        let swtpm = Swtpm::start(&adir.join("tpm"), SwtpmOptions { with_ek_certs: Some(&ca), port: None })
-            .with_context(|| format!("starting swtpm {}", i + 1))?;
-        let ima = adir.join("ascii_runtime_measurements");
-        std::fs::write(&ima, b"")?;
-        measure(&swtpm.tcti(), &ima, &synth.log)?;
-        let uefi = adir.join("binary_bios_measurements");
-        std::fs::write(&uefi, b"")?;
-        let dropped = adir.join("peers-dropped.txt");
-        write_action(&adir.join("actions/10-drop-peer"), &dropped)?;
-        let raw = RawConfig {
-            tcti: Some(swtpm.tcti()),
-            state_dir: Some(adir.join("state")),
-            listen: Some("127.0.0.1:0".into()),
-            registrar: Some(format!("http://{reg_http}")),
-            ima_log: Some(ima.clone()),
-            uefi_log: Some(uefi),
-            client_ca: Some(registrar_tls.join("ca-cert.pem")),
-            revocation_cert: Some(revocation_pub.clone()),
-            revocation_actions_dir: Some(adir.join("actions")),
-            ak_alg: Some("ecc256".into()),
-            ..RawConfig::default()
-        };
-        let agent = Agent::start(raw.validate()?).await.with_context(|| format!("starting agent {}", i + 1))?;
-        println!("      agent {}: {} on {} (swtpm {}), enrolled", i + 1, agent.uuid, agent.addr, swtpm.tcti());
-        nodes.push(Node { swtpm, agent: Some(agent), ima, dropped });
-    }
-    println!("[2/6] {} agents enrolled: EK certificate chains checked, AKs bound by credential activation  ({} ms)", nodes.len(), t.elapsed().as_millis());
+    let spec = ClusterSpec {
+        agents: o.agents,
+        interval_ms: o.interval_ms,
+        webhooks: vec![format!("http://{hook_addr}/revocation")],
+        ima_log: Some(synth.log.clone()),
+    };
+    let cluster = Cluster::start(&dir, &spec, |line| println!("{line}")).await?;
+    let database = cluster.database.clone();
+    let (reg_http, reg_tls, verifier_addr) = (cluster.registrar_http, cluster.registrar_tls, cluster.verifier_addr);
+    let revocation_pub = cluster.revocation_public_key.clone();
+    let registrar_tls = cluster.tls_dir.clone();
+    println!("[1/6] registrar http://{reg_http} + https://{reg_tls}, verifier https://{verifier_addr}, one database {}", database.display());
+    println!("[2/6] {} agents enrolled: EK certificate chains checked, AKs bound by credential activation  ({} ms)", cluster.nodes.len(), t.elapsed().as_millis());
+    let nodes = &cluster.nodes;
 
     // 3. The tenant adds every node with one runtime policy.
-    let endpoints = Endpoints::local(format!("https://{verifier_addr}"), format!("https://{reg_tls}"), registrar_tls.clone());
-    let uuids: Vec<String> = nodes.iter().filter_map(|n| n.agent.as_ref().map(|a| a.uuid.clone())).collect();
+    let endpoints = cluster.endpoints.clone();
+    let uuids = cluster.uuids();
     let (e2, u2, p2) = (endpoints.clone(), uuids.clone(), policy.clone());
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let http = e2.client()?;
@@ -201,7 +131,7 @@ async fn story(o: Options) -> anyhow::Result<ExitCode> {
     println!("      signed revocation at the webhook: agent_id {}, event {}, signature verified with {}", message.agent_id, message.event_id.clone().unwrap_or_default(), revocation_pub.display());
 
     // 6. The other agents acted; the other nodes stay attested.
-    let others: Vec<&Node> = nodes.iter().skip(1).collect();
+    let others: Vec<_> = nodes.iter().skip(1).collect();
     let deadline = Instant::now() + STEP_TIMEOUT;
     let mut acted = Vec::new();
     for n in &others {
@@ -249,21 +179,12 @@ async fn story(o: Options) -> anyhow::Result<ExitCode> {
         let _ = std::io::stdout().flush();
         super::super::registrar::shutdown_signal().await;
     }
-    let _ = stop_tx.send(true);
-    for n in &mut nodes {
-        if let Some(a) = n.agent.take() {
-            a.stop().await;
-        }
-    }
-    let _ = verifier_task.await;
-    let _ = registrar_task.await;
+    let _ = hook_stop_tx.send(true);
+    cluster.stop().await;
     println!("stopped cleanly");
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
 
 /// Polls the verifier until `done` holds for the fleet.
 async fn wait_fleet(e: &Endpoints, done: impl Fn(&[AgentView]) -> bool + Send + 'static) -> anyhow::Result<Vec<AgentView>> {
@@ -307,29 +228,7 @@ async fn webhook_receiver(stop: watch::Receiver<bool>) -> anyhow::Result<(Socket
     Ok((addr, rx))
 }
 
-/// The agent's revocation action: append the revoked node to this node's dropped-peers list.
-fn write_action(path: &Path, list: &Path) -> anyhow::Result<()> {
-    let script = format!("#!/bin/sh\n# Drop the revoked node from this node's peers.\necho \"$CAIRN_REVOKED_AGENT_ID\" >> '{}'\n", list.display());
-    std::fs::write(path, script)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
-}
 
-/// Appends IMA `lines` to the log and extends PCR 10 as the kernel does (sha1: the template hash;
-/// sha256: H(template data)), through a short-lived TPM connection beside the running agent.
-fn measure(tcti: &str, ima: &Path, lines: &[u8]) -> anyhow::Result<()> {
-    let mut tpm = Tpm::open(tcti)?;
-    let mut scratch = Vec::new();
-    let pcr10 = PcrIndex::new(10).context("PCR 10")?;
-    for e in cairn_core::ima::parse(lines)? {
-        let data = e.template_data(&mut scratch).context("IMA template data")?.to_vec();
-        let sha1 = Digest::from_bytes(HashAlg::Sha1, e.template_hash.as_bytes()).context("template hash")?;
-        tpm.pcr_extend(pcr10, &[sha1, HashAlg::Sha256.hash(&data)])?;
-    }
-    drop(tpm);
-    std::fs::OpenOptions::new().append(true).open(ima)?.write_all(lines)?;
-    Ok(())
-}
 
 /// An ima-ng line for `path` with a digest no policy lists.
 fn rogue_line(path: &str) -> Vec<u8> {

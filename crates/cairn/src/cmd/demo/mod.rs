@@ -5,6 +5,7 @@
 //! one node is tampered with and the detection, its reason and the signed revocation are shown.
 //! `--quote-only` runs the smaller first demo: one TPM quote judged by the verifier's core.
 
+pub mod cluster;
 mod fleet;
 mod quote;
 
