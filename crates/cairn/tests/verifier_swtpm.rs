@@ -455,6 +455,7 @@ fn a_payload_reaches_an_attested_node_and_never_a_failing_one() {
     let (ok, out) = fleet.node(&["add", &good.uuid, "--payload", payload.to_str().unwrap(), "--save-key", key.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(out.contains("payload released"), "{out}");
+    eprintln!("key release: {}", out.lines().find(|l| l.contains("payload released")).unwrap_or_default());
     let delivered = std::fs::read(good.state.join("secure/payload")).unwrap();
     assert_eq!(delivered, secret, "the payload arrives byte-identical");
     let (ok, out) = fleet.node(&["verify-key", &good.uuid, "--key-file", key.to_str().unwrap()]);

@@ -50,6 +50,12 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// `DELETE /agents/{uuid}` at the verifier; whether it was removed.
+    pub fn delete(&self, http: &reqwest::blocking::Client, uuid: &str) -> anyhow::Result<bool> {
+        let url = format!("{}/{API}/agents/{uuid}", self.verifier.trim_end_matches('/'));
+        Ok(call(http, reqwest::Method::DELETE, &url, None)? == ExitCode::SUCCESS)
+    }
+
     /// Endpoints with the files of a Cairn local CA directory.
     pub fn local(verifier: String, registrar: String, tls_dir: PathBuf) -> Endpoints {
         Endpoints { verifier, registrar, tls_dir, cert: None, key: None, ca: None, json: false }
@@ -110,9 +116,17 @@ pub struct NodeOptions {
     /// With --payload: return once U and V are handed over, without waiting for the release.
     #[arg(long, requires = "payload")]
     no_wait: bool,
+    /// Print nothing on success (benchmarks).
+    #[arg(skip)]
+    quiet: bool,
 }
 
 impl NodeOptions {
+    /// Options delivering `payload`, quietly (benchmarks).
+    pub fn with_payload_quiet(payload: PathBuf) -> NodeOptions {
+        NodeOptions { payload: Some(payload), quiet: true, ..NodeOptions::default() }
+    }
+
     /// Options using the named runtime policy, storing `file` under that name first.
     pub fn with_runtime_policy(file: PathBuf, name: &str) -> NodeOptions {
         NodeOptions { runtime_policy: Some(file), runtime_policy_name: Some(name.to_owned()), ..NodeOptions::default() }
@@ -240,8 +254,20 @@ fn done(code: ExitCode, uuid: &str, what: &str) -> anyhow::Result<ExitCode> {
 
 /// `cairn node add`: the registrar's record of the agent plus `o`, posted to the verifier.
 pub fn add(http: &reqwest::blocking::Client, e: &Endpoints, uuid: &str, o: &NodeOptions) -> anyhow::Result<ExitCode> {
+    add_timed(http, e, uuid, o).map(|(code, _)| code)
+}
+
+/// As [`add`]; also returns the time from the start of the add to the agent proving it holds the
+/// bootstrap key, when a payload was sent and waited for.
+pub fn add_timed(
+    http: &reqwest::blocking::Client,
+    e: &Endpoints,
+    uuid: &str,
+    o: &NodeOptions,
+) -> anyhow::Result<(ExitCode, Option<std::time::Duration>)> {
+    let started = std::time::Instant::now();
     let reg_url = format!("{}/{API}/agents/{uuid}", e.registrar.trim_end_matches('/'));
-    let Some(reg) = get::<AgentRecord>(http, &reg_url)? else { return Ok(ExitCode::from(1)) };
+    let Some(reg) = get::<AgentRecord>(http, &reg_url)? else { return Ok((ExitCode::from(1), None)) };
     let ip = o.ip.clone().or(reg.ip.clone()).context("the registrar has no address for this agent: give --ip")?;
     let port = o.port.or(reg.port).context("the registrar has no port for this agent: give --port")?;
     let runtime_policy = match &o.runtime_policy {
@@ -283,22 +309,28 @@ pub fn add(http: &reqwest::blocking::Client, e: &Endpoints, uuid: &str, o: &Node
         None => None,
     };
     let url = format!("{}/{API}/agents/{uuid}", e.verifier.trim_end_matches('/'));
-    let started = std::time::Instant::now();
     let code = call(http, reqwest::Method::POST, &url, Some(serde_json::to_value(&body)?))?;
     if code != ExitCode::SUCCESS {
-        return Ok(code);
+        return Ok((code, None));
     }
-    println!("{uuid}: added; attestation started");
+    if !o.quiet {
+        println!("{uuid}: added; attestation started");
+    }
+    let mut released = None;
     if let Some((agent, sent)) = bootstrap {
         if let Some(file) = &o.save_key {
             bootstrap::save_key(file, &sent.k)?;
         }
         if !o.no_wait {
             bootstrap::wait_released(&agent, &sent.k, std::time::Duration::from_secs(120))?;
-            println!("{uuid}: the node attested and holds the key: payload released ({} ms after add)", started.elapsed().as_millis());
+            let took = started.elapsed();
+            released = Some(took);
+            if !o.quiet {
+                println!("{uuid}: the node attested and holds the key: payload released ({} ms after add)", took.as_millis());
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok((ExitCode::SUCCESS, released))
 }
 
 fn verify_key(http: &reqwest::blocking::Client, e: &Endpoints, uuid: &str, key_file: &Path) -> anyhow::Result<ExitCode> {

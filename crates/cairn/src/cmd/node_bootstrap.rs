@@ -84,7 +84,7 @@ pub fn wait_released(agent: &AgentEndpoint, k: &BootstrapKey, timeout: Duration)
         if Instant::now() > deadline {
             bail!("the agent did not receive the key within {} s: is the node attesting? (`cairn node status`)", timeout.as_secs());
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -1,5 +1,6 @@
 //! `cairn bench …`: benchmarks that print JSON. Targets live here, never in timed tests.
 
+mod keyrelease;
 mod logs;
 mod quote_material;
 mod quote_verify;
@@ -18,6 +19,8 @@ pub enum BenchCommand {
     Ima(logs::ImaBenchArgs),
     /// UEFI event log parse + replay (µs per log, records/s).
     Eventlog(logs::EventlogBenchArgs),
+    /// Time from `cairn node add --payload` to the agent holding the bootstrap key (local cluster on swtpm).
+    Keyrelease(keyrelease::KeyReleaseArgs),
 }
 
 impl BenchCommand {
@@ -27,6 +30,7 @@ impl BenchCommand {
             BenchCommand::QuoteVerify(a) => a.run(),
             BenchCommand::Ima(a) => a.run(),
             BenchCommand::Eventlog(a) => a.run(),
+            BenchCommand::Keyrelease(a) => a.run(),
         }
     }
 }
