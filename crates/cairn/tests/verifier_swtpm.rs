@@ -13,87 +13,14 @@
 //! Everything is asserted by states and round counts with generous timeouts, never by wall time.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
+#[path = "common/fleet.rs"]
+mod fleet;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use cairn_tpm::swtpm::{Swtpm, SwtpmCa, SwtpmOptions};
+use cairn_tpm::swtpm::SwtpmCa;
+use fleet::{cairn, count, free_port, tenant, AgentNode, Fleet, Unmount};
 use serde_json::Value;
-
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn cairn() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CAIRN_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "warn");
-    c
-}
-
-/// A process in its own group; SIGKILLed with its group on drop unless already gone.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-        Proc { child: cmd.spawn().unwrap() }
-    }
-
-    /// Reads stdout until a line starting with each of `prefixes` was seen; returns the first
-    /// URL (`http://…` or `https://…`) of each such line.
-    fn wait_urls(&mut self, prefixes: &[&str]) -> Vec<String> {
-        let stdout = self.child.stdout.take().unwrap();
-        let mut reader = BufReader::new(stdout);
-        let mut found: Vec<Option<String>> = vec![None; prefixes.len()];
-        let mut seen = String::new();
-        while found.iter().any(Option::is_none) {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap() == 0 {
-                let mut err = String::new();
-                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("missing {prefixes:?}; stdout:\n{seen}\nstderr:\n{err}");
-            }
-            seen.push_str(&line);
-            for (i, p) in prefixes.iter().enumerate() {
-                if line.starts_with(p) {
-                    found[i] = line.split_whitespace().find(|w| w.starts_with("http")).map(str::to_owned);
-                }
-            }
-        }
-        // Keep draining stdout so the process never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = reader.read_to_string(&mut sink);
-        });
-        found.into_iter().map(Option::unwrap_or_default).collect()
-    }
-
-    fn kill9(&mut self) {
-        let pgid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill9();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[test]
 fn demo_story_detects_tampering_and_revokes() {
@@ -124,147 +51,6 @@ fn demo_story_detects_tampering_and_revokes() {
     }
     eprintln!("detection {} ms at a {} ms quote interval", report["detection_ms"], report["interval_ms"]);
     assert!(stdout.contains("stopped cleanly"));
-}
-
-struct Fleet {
-    dir: PathBuf,
-    _registrar: Proc,
-    registrar_http: String,
-    registrar_tls: String,
-    verifier: Option<Proc>,
-    verifier_url: String,
-}
-
-impl Fleet {
-    fn start(dir: &Path, ca: &SwtpmCa) -> Fleet {
-        let trust = dir.join("registrar/tpm_cert_store");
-        std::fs::create_dir_all(&trust).unwrap();
-        std::fs::copy(ca.root_pem(), trust.join("root.pem")).unwrap();
-        std::fs::copy(ca.issuer_pem(), trust.join("issuer.pem")).unwrap();
-        let mut registrar = Proc::spawn({
-            let mut c = cairn();
-            c.args(["registrar", "--port", "0", "--tls-port", "0", "--state-dir"]).arg(dir.join("registrar"));
-            c
-        });
-        let urls = registrar.wait_urls(&["cairn registrar: registration port", "cairn registrar: TLS port"]);
-        Fleet {
-            dir: dir.to_path_buf(),
-            _registrar: registrar,
-            registrar_http: urls[0].clone(),
-            registrar_tls: urls[1].clone(),
-            verifier: None,
-            verifier_url: String::new(),
-        }
-    }
-
-    fn tls_dir(&self) -> PathBuf {
-        self.dir.join("registrar/tls")
-    }
-
-    fn start_verifier(&mut self, port: u16) {
-        let mut v = Proc::spawn({
-            let mut c = cairn();
-            c.args(["verifier", "--port", &port.to_string(), "--quote-interval-ms", "300", "--state-dir"])
-                .arg(self.dir.join("verifier"))
-                .arg("--tls-dir")
-                .arg(self.tls_dir());
-            c
-        });
-        self.verifier_url = v.wait_urls(&["cairn verifier: tenant API"]).remove(0);
-        self.verifier = Some(v);
-    }
-
-    fn node(&self, args: &[&str]) -> (bool, String) {
-        let out = cairn()
-            .arg("node")
-            .args(args)
-            .args(["--verifier", &self.verifier_url, "--registrar", &self.registrar_tls, "--tls-dir"])
-            .arg(self.tls_dir())
-            .output()
-            .unwrap();
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    }
-
-    fn status(&self, uuid: &str) -> Value {
-        let (ok, out) = self.node(&["status", uuid, "--json"]);
-        assert!(ok, "{out}");
-        serde_json::from_str(&out).unwrap()
-    }
-
-    /// Waits until `uuid`'s status satisfies `done`.
-    fn wait(&self, uuid: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let s = self.status(uuid);
-            if done(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {uuid} to be {what}: {s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-struct AgentNode {
-    _swtpm: Swtpm,
-    tcti: String,
-    state: PathBuf,
-    ima: PathBuf,
-    port: u16,
-    proc: Option<Proc>,
-    uuid: String,
-}
-
-impl AgentNode {
-    fn start(dir: &Path, ca: &SwtpmCa, registrar_http: &str) -> AgentNode {
-        std::fs::create_dir_all(dir).unwrap();
-        let swtpm = Swtpm::start(&dir.join("tpm"), SwtpmOptions { with_ek_certs: Some(ca), port: None }).unwrap();
-        let ima = dir.join("ima");
-        std::fs::write(&ima, b"").unwrap();
-        let mut n = AgentNode {
-            tcti: swtpm.tcti(),
-            _swtpm: swtpm,
-            state: dir.join("state"),
-            ima,
-            port: free_port(),
-            proc: None,
-            uuid: String::new(),
-        };
-        n.run(registrar_http);
-        n
-    }
-
-    fn run(&mut self, registrar_http: &str) {
-        let mut p = Proc::spawn({
-            let mut c = cairn();
-            c.args(["agent", "--tcti", &self.tcti, "--listen", &format!("127.0.0.1:{}", self.port), "--registrar", registrar_http])
-                .arg("--state-dir")
-                .arg(&self.state)
-                .arg("--ima-log")
-                .arg(&self.ima)
-                .args(["--uefi-log", "/nonexistent"]);
-            c
-        });
-        let stdout = p.child.stdout.take().unwrap();
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if !line.starts_with("cairn agent ") {
-            let mut err = String::new();
-            let _ = p.child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("agent did not start: {line}{err}");
-        }
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = reader.read_to_string(&mut sink);
-        });
-        self.uuid = line.split_whitespace().nth(2).unwrap().to_owned();
-        self.proc = Some(p);
-    }
-}
-
-fn count(s: &Value) -> u64 {
-    s["attestation_count"].as_u64().unwrap()
 }
 
 #[test]
@@ -340,24 +126,6 @@ fn verifier_survives_kill_9_marks_unreachable_agents_and_refuses_replayed_and_fo
     assert_eq!(s["failures"][0]["check"], "bad_signature", "{s}");
 }
 
-/// The tenant's HTTPS client, with the local CA's client certificate.
-fn tenant(fleet: &Fleet) -> reqwest::blocking::Client {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let tls = fleet.tls_dir();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(tls.join("ca-cert.pem")).unwrap()).unwrap();
-    let chain = vec![CertificateDer::from_pem_file(tls.join("client-cert.pem")).unwrap()];
-    let key = PrivateKeyDer::from_pem_file(tls.join("client-key.pem")).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
-    reqwest::blocking::Client::builder().use_preconfigured_tls(config).build().unwrap()
-}
-
 fn registrar_record(fleet: &Fleet, uuid: &str) -> Value {
     let v: Value = tenant(fleet).get(format!("{}/v2.5/agents/{uuid}", fleet.registrar_tls)).send().unwrap().json().unwrap();
     v["results"].clone()
@@ -423,15 +191,6 @@ impl Drop for Impostor {
         if let Some(r) = self.runtime.take() {
             r.shutdown_background();
         }
-    }
-}
-
-/// Unmounts an agent's payload tmpfs (made when a payload arrived) before its directory goes.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).stderr(Stdio::null()).status();
     }
 }
 
