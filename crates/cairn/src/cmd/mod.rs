@@ -7,6 +7,7 @@ pub mod eventlog;
 pub mod ima;
 pub mod node;
 pub mod node_bootstrap;
+pub mod payload_zip;
 pub mod policy;
 pub mod quote;
 pub mod registrar;

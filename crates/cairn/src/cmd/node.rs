@@ -104,11 +104,12 @@ pub struct NodeOptions {
     /// Metadata JSON stored with the node and sent in its revocations.
     #[arg(long, value_name = "JSON")]
     metadata: Option<String>,
-    /// A payload (file) delivered to the node only after it attests: encrypted under a fresh key K,
-    /// K split into U (to the agent now, after its identity quote checks out) and V (to the
-    /// verifier, released after the node's first passing round). The agent writes it to
-    /// memory-backed storage; a zip is unpacked and its autorun.sh run.
-    #[arg(long, value_name = "FILE")]
+    /// A payload (file or directory) delivered to the node only after it attests: encrypted under a
+    /// fresh key K, K split into U (to the agent now, after its identity quote checks out) and V (to
+    /// the verifier, released after the node's first passing round). The agent writes it to
+    /// memory-backed storage; a zip is unpacked and its autorun.sh run. A directory is sent as a
+    /// zip of its files (paths relative to it, modes kept).
+    #[arg(long, value_name = "FILE|DIR")]
     payload: Option<PathBuf>,
     /// With --payload: keep K in FILE (mode 0600) for `cairn node verify-key`.
     #[arg(long, value_name = "FILE", requires = "payload")]
@@ -302,7 +303,11 @@ pub fn add_timed(
             let cert = body.mtls_cert.clone().context("the registrar holds no mTLS certificate for this agent")?;
             let agent = AgentEndpoint::new(e, &body.cloudagent_ip, body.cloudagent_port, &cert)?;
             let ak = body.ak_tpm.clone().unwrap_or_default();
-            let sent = bootstrap::send_u(&agent, uuid, &ak, &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)?;
+            let payload = super::payload_zip::read(path)?;
+            if let (Some(files), false) = (payload.zipped_files, o.quiet) {
+                println!("payload: {} zipped ({files} files, {} bytes)", path.display(), payload.bytes.len());
+            }
+            let sent = bootstrap::send_u(&agent, uuid, &ak, &payload.bytes)?;
             body.v = Some(sent.v_b64.clone());
             Some((agent, sent))
         }
