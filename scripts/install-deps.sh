@@ -2,10 +2,11 @@
 # Installs what building and testing Cairn needs on Debian, when it is missing.
 # Debian packages: swtpm (software TPM), swtpm-tools (swtpm_setup, local EK CA), tpm2-tools
 # (the independent peer in tests), libtss2-dev + pkg-config (tss-esapi), openssl (cross-checks),
-# python3-venv + python3-gpg (the Keylime interop test's venv: Keylime imports gpg, not on PyPI).
+# python3-venv + python3-gpg (the Keylime interop test's venv: Keylime imports gpg, not on PyPI),
+# qemu-utils (qemu-img: `cairn image` encrypts and opens VM disk images).
 set -euo pipefail
 
-PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config gcc g++ make openssl ca-certificates python3-venv python3-gpg)
+PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config gcc g++ make openssl ca-certificates python3-venv python3-gpg qemu-utils)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -47,6 +47,9 @@ enum Command {
     Verifier(cmd::verifier::VerifierArgs),
     /// Tenant commands: add nodes to the verifier, read their status, reactivate, delete.
     Node(cmd::node::NodeArgs),
+    /// Trusted VM launch: encrypt a VM image whose secret only an attested host receives; open it there.
+    #[command(subcommand)]
+    Image(cmd::image::ImageCommand),
     /// Run the local demo: a fresh swtpm, EK and AK, a quote, and its verification.
     Demo(cmd::demo::DemoArgs),
 }
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Registrar(a) => a.run(),
         Command::Verifier(a) => a.run(),
         Command::Node(a) => a.run(),
+        Command::Image(c) => c.run(),
     };
     match result {
         Ok(code) => code,
