@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds (once) a Python virtualenv with Keylime's registrar, for the Keylime interop test.
+# Builds (once) a Python virtualenv with Keylime (its registrar and tenant), for the Keylime interop tests.
 #
 #   scripts/keylime-venv.sh [VENV_DIR]      (default: target/keylime-venv)
 #

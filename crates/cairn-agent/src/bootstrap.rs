@@ -13,6 +13,9 @@
 //!   can be sent again, and nothing is written. A match keeps K (replacing an older K, which is
 //!   zeroed) and, if U brought a payload, decrypts it (AES-256-GCM; a failing tag is a 400, K is
 //!   kept, nothing is written) and delivers it to memory-backed storage ([`crate::payload`]).
+//! - A verifier sends V again for the key already held when it attests the node anew (after a
+//!   reactivation; Keylime's verifier does the same): the V that completed K is remembered, and the
+//!   same V again is answered 200 and dropped, so it never meets the tenant's next U as a stale half.
 //! - `verify` answers `{hmac: hex(HMAC-SHA384(K, C))}` for an alphanumeric challenge C, and 400
 //!   while there is no K.
 //!
@@ -52,6 +55,8 @@ struct Held {
     u: Option<UHalf>,
     v: Option<KeyHalf>,
     k: Option<BootstrapKey>,
+    /// The V that completed K.
+    v_of_k: Option<KeyHalf>,
 }
 
 #[derive(Debug)]
@@ -88,6 +93,10 @@ impl Bootstrap {
             }
         }
         if let Some(v) = v {
+            if held.v_of_k.as_ref().is_some_and(|old| old.same_as(&v)) {
+                tracing::info!("bootstrap key: V sent again for the key already held; nothing to do");
+                return Ok(());
+            }
             if held.v.replace(v).is_some() {
                 tracing::info!("bootstrap key: a new V replaces the one held");
             }
@@ -103,6 +112,7 @@ impl Bootstrap {
             return Err(AgentError::BadRequest(format!("{e}; both halves were dropped, send U and V again")));
         }
         tracing::info!("bootstrap key K derived ({which} completed the pair); the auth tag matches this agent");
+        held.v_of_k = Some(v);
         let k = held.k.insert(k);
         let Some(payload) = u.payload else { return Ok(()) };
         let plaintext = zeroize::Zeroizing::new(payload.decrypt(k).map_err(|e| {

@@ -250,3 +250,34 @@ async fn only_u_gives_no_key_and_no_payload() {
     assert!(!layout.dir.exists(), "nothing is prepared before K exists");
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v_sent_again_for_the_held_key_does_not_spoil_the_next_pair() {
+    let node = Node::new();
+    let agent = Agent::start(node.config()).await.unwrap();
+    let layout = agent.payload.clone();
+    let _unmount = Unmount(layout.dir.clone());
+    let tenant = Tenant::new(&agent).await;
+    let k1 = BootstrapKey::generate().unwrap();
+    let (u1, v1) = split(&k1).unwrap();
+    assert_eq!(tenant.send_u(&u1, &auth_tag(&k1, &agent.uuid), Some(&encrypt_payload(&k1, b"first").unwrap())).await.0, 200);
+    assert_eq!(tenant.send_v(&v1).await.0, 200);
+    assert_eq!(std::fs::read(&layout.payload).unwrap(), b"first");
+
+    // The verifier attests the node anew (a reactivation) and sends the same V again: no new half.
+    let (status, body) = tenant.send_v(&v1).await;
+    assert_eq!(status, 200, "{body}");
+    // The tenant's next key: its U meets no stale V, and the pair completes.
+    let k2 = BootstrapKey::generate().unwrap();
+    let (u2, v2) = split(&k2).unwrap();
+    let (status, body) = tenant.send_u(&u2, &auth_tag(&k2, &agent.uuid), Some(&encrypt_payload(&k2, b"second").unwrap())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::read(&layout.payload).unwrap(), b"first", "U alone changes nothing");
+    let (status, body) = tenant.send_v(&v2).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::read(&layout.payload).unwrap(), b"second");
+    let (status, body) = tenant.verify("abc").await;
+    assert_eq!(status, 200, "{body}");
+    check_challenge_hmac(&k2, "abc", body["results"]["hmac"].as_str().unwrap()).unwrap();
+    agent.stop().await;
+}

@@ -123,6 +123,11 @@ pub struct AgentView {
     pub sign_alg: String,
     /// This verifier's id.
     pub verifier_id: String,
+    /// The address this verifier serves the tenant API on (Keylime's tenant sends `delete` and
+    /// `reactivate` there).
+    pub verifier_ip: String,
+    /// Its port.
+    pub verifier_port: u16,
     /// Id of the last revocation sent for this node.
     pub last_event_id: Option<String>,
     /// Rounds that passed.

@@ -6,6 +6,7 @@
 //! the revocation public key, and an OpenAPI document at `/cairn/v1/openapi.json`. `/metrics`
 //! serves Prometheus text. The router only translates; every decision is in `fleet` and `spec`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -19,7 +20,7 @@ use cairn_proto::verifier::{AddAgentRequest, AgentList, AgentView, HistoryView, 
 use cairn_proto::version::ServiceVersion;
 use cairn_proto::{ApiVersion, Envelope};
 use cairn_store::PolicyKind;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::VerifierError;
 use crate::fleet::{blocking, Fleet};
@@ -102,10 +103,32 @@ async fn version() -> Json<Envelope<ServiceVersion>> {
     }))
 }
 
-async fn list_agents(State(s): S, Path(v): Path<String>) -> Reply<AgentList> {
+/// `GET /vX/agents/` query: `bulk` (any value, as Keylime reads it) asks for every node's view by
+/// id; `verifier=ID` keeps the nodes of that verifier only.
+#[derive(Deserialize)]
+struct ListQuery {
+    bulk: Option<String>,
+    verifier: Option<String>,
+}
+
+/// `GET /vX/agents/`: the id list (with Cairn's views), or with `?bulk` Keylime's map id → view.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Listing {
+    List(AgentList),
+    Bulk(BTreeMap<String, AgentView>),
+}
+
+async fn list_agents(State(s): S, Path(v): Path<String>, Query(q): Query<ListQuery>) -> Reply<Listing> {
     check_version(&v)?;
-    let agents = s.fleet.all()?.iter().map(|n| s.fleet.view(n)).collect::<Result<Vec<_>, _>>()?;
-    ok(AgentList { uuids: agents.iter().map(|a| vec![a.agent_id.clone()]).collect(), agents })
+    let mut agents = s.fleet.all()?.iter().map(|n| s.fleet.view(n)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(id) = q.verifier.as_deref().filter(|id| !id.is_empty()) {
+        agents.retain(|a| a.verifier_id == id);
+    }
+    if q.bulk.is_some() {
+        return ok(Listing::Bulk(agents.into_iter().map(|a| (a.agent_id.clone(), a)).collect()));
+    }
+    ok(Listing::List(AgentList { uuids: agents.iter().map(|a| vec![a.agent_id.clone()]).collect(), agents }))
 }
 
 async fn get_agent(State(s): S, Path((v, id)): Path<(String, String)>) -> Reply<AgentView> {

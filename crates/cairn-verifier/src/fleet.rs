@@ -334,6 +334,8 @@ impl Fleet {
             enc_alg: spec.enc_alg(),
             sign_alg: spec.sign_alg(),
             verifier_id: self.config.verifier_id.clone(),
+            verifier_ip: self.config.ip.to_string(),
+            verifier_port: self.config.port,
             last_event_id: st.last_event_id.clone(),
             attestation_count: st.attestation_count,
             last_received_quote: st.last_received_quote.unwrap_or(0),

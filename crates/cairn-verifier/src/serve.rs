@@ -90,7 +90,10 @@ impl Verifier {
         let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
         let (revoke_tx, revoke_rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(crate::writer::run(self.store.clone(), write_rx, stop_rx.clone()));
-        let fleet = Arc::new(Fleet::new(self.store.clone(), self.config.clone(), self.identity, stop_rx.clone(), write_tx, revoke_tx));
+        // The fleet reports where it is served (tenants address `delete` there): the bound port,
+        // not a configured 0.
+        let config = VerifierConfig { ip: self.addr.ip(), port: self.addr.port(), ..self.config.clone() };
+        let fleet = Arc::new(Fleet::new(self.store.clone(), config, self.identity, stop_rx.clone(), write_tx, revoke_tx));
         let webhook = webhook_client(&self.webhook_roots, self.config.request_timeout())?;
         let public_pem: Arc<str> = Arc::from(self.signer.public_key_pem());
         tokio::spawn(crate::revoke::run(fleet.clone(), self.signer, webhook, revoke_rx));

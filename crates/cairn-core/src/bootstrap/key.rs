@@ -68,6 +68,11 @@ impl KeyHalf {
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.bytes
     }
+
+    /// Whether `other` is the same half; compared in constant time.
+    pub fn same_as(&self, other: &KeyHalf) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(&self.bytes[..], &other.bytes[..]))
+    }
 }
 
 /// Splits K into (U, V): V random, U = K ⊕ V.
@@ -154,6 +159,7 @@ mod tests {
         assert_eq!(format!("{v:?}"), "KeyHalf(..)");
         let again = KeyHalf::from_base64("v", &format!("{}\n", v.to_base64())).unwrap();
         assert_eq!(again.as_bytes(), v.as_bytes());
+        assert!(again.same_as(&v) && !again.same_as(&split(&k).unwrap().1));
         assert!(matches!(KeyHalf::from_base64("v", "not base64!"), Err(BootstrapError::Base64 { field: "v", .. })));
         assert_eq!(KeyHalf::from_base64("v", "AAAA").unwrap_err(), BootstrapError::Length { field: "v", len: 3, expected: 32 });
         assert_eq!(KeyHalf::from_bytes("u", &[0; 33]).unwrap_err(), BootstrapError::Length { field: "u", len: 33, expected: 32 });
