@@ -7,15 +7,20 @@
 
 use crate::error::ParseError;
 use crate::ima::entry::{ImaEntry, Template, TemplateHash};
-use crate::ima::field::{Blob, FileDigest};
+use crate::ima::field::{Blob, FileDigest, FileHashAlg};
 
 /// Longest line accepted (an `ima-buf` with a large certificate is a few KiB of hex).
 pub const MAX_LINE_LEN: usize = 1 << 20;
 
 /// Parses one line (without its newline).
+#[inline]
 pub fn parse_line(line: &[u8]) -> Result<ImaEntry<'_>, ParseError> {
     if line.len() > MAX_LINE_LEN {
         return Err(ParseError::TooLarge { field: "line", offset: 0, size: line.len(), max: MAX_LINE_LEN });
+    }
+    if let Some((pcr, template_hash, name, fields)) = common_head(line) {
+        let template = parse_template(name, fields)?;
+        return Ok(ImaEntry { pcr, template_hash, template_name: name, template, raw_data: None });
     }
     let (pcr, rest) = split_field(line, "pcr")?;
     let (thash, rest) = split_field(rest, "template hash")?;
@@ -29,17 +34,38 @@ pub fn parse_line(line: &[u8]) -> Result<ImaEntry<'_>, ParseError> {
     Ok(ImaEntry { pcr, template_hash, template_name: name, template, raw_data: None })
 }
 
-fn parse_template_hash(hex_text: &[u8]) -> Result<TemplateHash, ParseError> {
-    let mut buf = [0u8; crate::alg::MAX_DIGEST_LEN];
-    let n = hex_text.len() / 2;
-    let out = buf.get_mut(..n).ok_or_else(|| ParseError::text("template hash", "longer than 64 bytes"))?;
-    if !crate::ima::field::decode_hex(hex_text, out) {
-        return Err(ParseError::text("template hash", "not an even number of hex digits"));
+/// The head of a line as every kernel writes it — a decimal PCR, a 40-digit SHA-1 template hash,
+/// a template name — read without searching for the separators: the hash's length is known, and a
+/// successful decode proves there is no space inside it. Anything else (`None`) goes through the
+/// general path, which also gives the error.
+fn common_head(line: &[u8]) -> Option<(u32, TemplateHash, &[u8], &[u8])> {
+    const PCR_DIGITS: usize = 10;
+    const SHA1_HEX: usize = 40;
+    let end = line.iter().take(PCR_DIGITS + 1).position(|b| *b == b' ')?;
+    let (digits, rest) = line.split_at_checked(end)?;
+    if digits.is_empty() {
+        return None;
     }
-    if n == 0 {
+    let mut pcr = 0u32;
+    for d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        pcr = pcr.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
+    }
+    let (hash_text, rest) = rest.get(1..)?.split_at_checked(SHA1_HEX)?;
+    let rest = rest.strip_prefix(b" ")?;
+    let template_hash = TemplateHash::from_hex(hash_text, "template hash").ok()?;
+    let end = rest.iter().position(|b| *b == b' ')?;
+    let (name, fields) = rest.split_at_checked(end)?;
+    Some((pcr, template_hash, name, fields.get(1..)?))
+}
+
+fn parse_template_hash(hex_text: &[u8]) -> Result<TemplateHash, ParseError> {
+    if hex_text.is_empty() {
         return Err(ParseError::text("template hash", "empty"));
     }
-    TemplateHash::new(out).ok_or_else(|| ParseError::text("template hash", "longer than 64 bytes"))
+    TemplateHash::from_hex(hex_text, "template hash")
 }
 
 fn parse_template<'a>(name: &'a [u8], fields: &'a [u8]) -> Result<Template<'a>, ParseError> {
@@ -49,18 +75,18 @@ fn parse_template<'a>(name: &'a [u8], fields: &'a [u8]) -> Result<Template<'a>, 
             Template::Ima { digest: FileDigest::from_hex(b"", d, "d")?, path }
         }
         b"ima-ng" => {
-            let (d, path) = split_field(fields, "d-ng")?;
-            Template::ImaNg { digest: d_ng(d)?, path }
+            let (digest, path) = d_ng_field(fields)?;
+            Template::ImaNg { digest, path }
         }
         b"ima-sig" => {
-            let (d, rest) = split_field(fields, "d-ng")?;
+            let (digest, rest) = d_ng_field(fields)?;
             let (path, sig) = split_last(rest);
-            Template::ImaSig { digest: d_ng(d)?, path, sig: Blob::hex(sig, "sig")? }
+            Template::ImaSig { digest, path, sig: Blob::hex(sig, "sig")? }
         }
         b"ima-buf" => {
-            let (d, rest) = split_field(fields, "d-ng")?;
+            let (digest, rest) = d_ng_field(fields)?;
             let (name, buf) = split_last(rest);
-            Template::ImaBuf { digest: d_ng(d)?, name, buf: Blob::hex(buf, "buf")? }
+            Template::ImaBuf { digest, name, buf: Blob::hex(buf, "buf")? }
         }
         b"ima-modsig" => {
             let (d, rest) = split_field(fields, "d-ng")?;
@@ -78,6 +104,27 @@ fn parse_template<'a>(name: &'a [u8], fields: &'a [u8]) -> Result<Template<'a>, 
         }
         _ => Template::Unknown,
     })
+}
+
+/// The leading `d-ng` field and the fields after it. A named algorithm gives the digest's length,
+/// so its end is not searched for; anything unusual takes the general path.
+fn d_ng_field(fields: &[u8]) -> Result<(FileDigest<'_>, &[u8]), ParseError> {
+    if let Some(found) = d_ng_known_length(fields) {
+        return Ok(found);
+    }
+    let (d, rest) = split_field(fields, "d-ng")?;
+    Ok((d_ng(d)?, rest))
+}
+
+fn d_ng_known_length(fields: &[u8]) -> Option<(FileDigest<'_>, &[u8])> {
+    const LONGEST_NAME: usize = 8;
+    let colon = fields.iter().take(LONGEST_NAME + 1).position(|b| *b == b':' || *b == b' ')?;
+    let (algo, rest) = fields.split_at_checked(colon)?;
+    let rest = rest.strip_prefix(b":")?;
+    let digits = 2 * FileHashAlg::from_name(algo)?.digest_len();
+    let (hex_text, rest) = rest.split_at_checked(digits)?;
+    let rest = rest.strip_prefix(b" ")?;
+    Some((FileDigest::from_hex(algo, hex_text, "d-ng").ok()?, rest))
 }
 
 /// `<algo>:<hex>`, or bare hex (then SHA-1 or MD5 by length, as Keylime reads it).
