@@ -147,21 +147,26 @@ impl<'a> Iterator for Entries<'a> {
             return None;
         }
         let entry = self.index;
-        // Each arm builds the entry in place: an entry is a few hundred bytes, and this runs for
-        // every line of a log.
-        let item = match self.format {
+        // Each arm returns the entry where the parser built it: an entry is a few hundred bytes,
+        // and this runs for every line of a log.
+        match self.format {
             LogFormat::Ascii => {
                 let (offset, line) = self.next_line()?;
-                ascii::parse_line(line).map_err(|source| LogError { entry, offset, source })
+                self.index += 1;
+                Some(ascii::parse_line(line).map_err(|source| {
+                    self.failed = true;
+                    LogError { entry, offset, source }
+                }))
             }
             LogFormat::Binary(e) => {
                 let (offset, item) = self.next_binary(e)?;
-                item.map_err(|source| LogError { entry, offset, source })
+                self.index += 1;
+                Some(item.map_err(|source| {
+                    self.failed = true;
+                    LogError { entry, offset, source }
+                }))
             }
-        };
-        self.index += 1;
-        self.failed = item.is_err();
-        Some(item)
+        }
     }
 }
 

@@ -202,15 +202,22 @@ pub fn appraise(
     let is_match = |r: &ReplayState| quoted.is_some_and(|q| r.value(q.alg()).as_ref() == Some(q));
     let mut matched = is_match(&replay).then(|| AppraisalState { replay, learned: judge.learned.clone() });
     let mut entries = 0;
-    for item in Entries::new(input, replay.next_entry()) {
-        let entry = item?;
+    let mut list = Entries::new(input, replay.next_entry());
+    loop {
+        // Borrowed where it was parsed: an entry is a few hundred bytes.
+        let item = list.next();
+        let entry = match item {
+            Some(Ok(ref e)) => e,
+            Some(Err(e)) => return Err(e),
+            None => break,
+        };
         let index = replay.next_entry();
         // Looked up before the replay hashes the entry, so that fetching the policy record from
         // memory overlaps the hashing instead of following it.
-        let listed = judge.look_up_file(&entry);
-        let step = replayer.extend(&mut replay, &entry);
+        let listed = judge.look_up_file(entry);
+        let step = replayer.extend(&mut replay, entry);
         entries += 1;
-        judge.entry(index, &entry, step, listed);
+        judge.entry(index, entry, step, listed);
         if matched.is_none() && is_match(&replay) {
             matched = Some(AppraisalState { replay, learned: judge.learned.clone() });
         }

@@ -104,8 +104,15 @@ impl<'a> DigestList<'a> {
     }
 
     /// True when `d` is allowed.
+    #[inline]
     pub fn contains(&self, d: &[u8]) -> bool {
-        self.raw().any(|a| a == d)
+        // Almost every path has exactly one digest.
+        if self.count == 1 {
+            if let Some((len, rest)) = self.bytes.split_first() {
+                return usize::from(*len) == d.len() && rest.get(..d.len()).is_some_and(|a| same_bytes(a, d));
+            }
+        }
+        self.raw().any(|a| same_bytes(a, d))
     }
 }
 
@@ -257,7 +264,7 @@ impl DigestMap {
             if s == EMPTY {
                 return Probe::Vacant(i);
             }
-            if s >> OFFSET_BITS == tag && self.record(offset_of(s)).is_some_and(|(p, _)| p == path) {
+            if s >> OFFSET_BITS == tag && self.record(offset_of(s)).is_some_and(|(p, _)| same_bytes(p, path)) {
                 return Probe::Found { slot: i, offset: offset_of(s) };
             }
             i = (i + 1) & mask;
@@ -305,25 +312,50 @@ fn fold(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// The path hash: eight bytes at a time, each word folded into the state by a 128-bit multiply.
+/// The path hash: eight bytes at a time, each word folded into the state by a 128-bit multiply;
+/// the last word is the path's last eight bytes (overlapping the one before), so no byte is
+/// copied.
 #[inline]
 fn path_hash(path: &[u8]) -> u64 {
     const K0: u64 = 0x9E37_79B9_7F4A_7C15;
     const K1: u64 = 0xD6E8_FEB8_6659_FD93;
     let mut h = K0 ^ path.len() as u64;
-    let mut words = path.chunks_exact(8);
-    for w in &mut words {
-        h = fold(h ^ u64::from_le_bytes(w.try_into().unwrap_or_default()), K1);
-    }
-    let tail = words.remainder();
-    if !tail.is_empty() {
-        let mut last = [0u8; 8];
-        if let Some(dst) = last.get_mut(..tail.len()) {
-            dst.copy_from_slice(tail);
+    match path.last_chunk::<8>() {
+        Some(last) => {
+            let mut words = path.chunks_exact(8);
+            for w in &mut words {
+                h = fold(h ^ word(w), K1);
+            }
+            if !words.remainder().is_empty() {
+                h = fold(h ^ u64::from_le_bytes(*last), K1);
+            }
         }
-        h = fold(h ^ u64::from_le_bytes(last), K1);
+        None => {
+            let short = path.iter().fold(0u64, |w, b| (w << 8) | u64::from(*b));
+            h = fold(h ^ short, K1);
+        }
     }
     fold(h, K0)
+}
+
+#[inline(always)]
+fn word(b: &[u8]) -> u64 {
+    b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+/// Byte equality, eight at a time: paths are short, and a call to `memcmp` costs more than
+/// comparing them inline.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(la), Some(lb)) => {
+            la == lb && a.chunks_exact(8).zip(b.chunks_exact(8)).all(|(x, y)| word(x) == word(y))
+        }
+        _ => a == b,
+    }
 }
 
 impl PartialEq for DigestMap {
@@ -409,10 +441,25 @@ mod tests {
         assert_eq!(AllowedDigest::from_hex(&format!(" {} ", "AB".repeat(32))).unwrap().to_hex(), "ab".repeat(32));
     }
 
+    #[test]
+    fn paths_differing_in_one_byte_or_in_length_are_told_apart() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..base.len() {
+            let path = &base[..len];
+            assert!(same_bytes(path, path));
+            assert!(!same_bytes(path, &base[..len + 1]));
+            for i in 0..len {
+                let mut other = path.to_vec();
+                other[i] ^= 1;
+                assert!(!same_bytes(path, &other), "len {len} byte {i}");
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn behaves_like_a_hash_map(ops in proptest::collection::vec(
-            (proptest::collection::vec(any::<u8>(), 0..12), any::<u8>(), 20usize..=64, any::<bool>()), 0..300)
+            (proptest::collection::vec(any::<u8>(), 0..40), any::<u8>(), 20usize..=64, any::<bool>()), 0..300)
         ) {
             let mut ours = DigestMap::default();
             let mut model: HashMap<Vec<u8>, Vec<AllowedDigest>> = HashMap::new();
