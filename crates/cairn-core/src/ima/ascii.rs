@@ -55,7 +55,10 @@ fn common_head(line: &[u8]) -> Option<(u32, TemplateHash, &[u8], &[u8])> {
     }
     let (hash_text, rest) = rest.get(1..)?.split_at_checked(SHA1_HEX)?;
     let rest = rest.strip_prefix(b" ")?;
-    let template_hash = TemplateHash::from_hex(hash_text, "template hash").ok()?;
+    let template_hash = TemplateHash::sha1_from_hex(hash_text)?;
+    if let Some(fields) = rest.strip_prefix(b"ima-ng ") {
+        return Some((pcr, template_hash, rest.get(..6)?, fields));
+    }
     let end = rest.iter().position(|b| *b == b' ')?;
     let (name, fields) = rest.split_at_checked(end)?;
     Some((pcr, template_hash, name, fields.get(1..)?))
@@ -69,6 +72,10 @@ fn parse_template_hash(hex_text: &[u8]) -> Result<TemplateHash, ParseError> {
 }
 
 fn parse_template<'a>(name: &'a [u8], fields: &'a [u8]) -> Result<Template<'a>, ParseError> {
+    if name == b"ima-ng" {
+        let (digest, path) = d_ng_field(fields)?;
+        return Ok(Template::ImaNg { digest, path });
+    }
     Ok(match name {
         b"ima" => {
             let (d, path) = split_field(fields, "d")?;
@@ -117,15 +124,26 @@ fn d_ng_field(fields: &[u8]) -> Result<(FileDigest<'_>, &[u8]), ParseError> {
 }
 
 fn d_ng_known_length(fields: &[u8]) -> Option<(FileDigest<'_>, &[u8])> {
-    const LONGEST_NAME: usize = 8;
-    let colon = fields.iter().take(LONGEST_NAME + 1).position(|b| *b == b':' || *b == b' ')?;
-    let (algo, rest) = fields.split_at_checked(colon)?;
-    let rest = rest.strip_prefix(b":")?;
-    let digits = 2 * FileHashAlg::from_name(algo)?.digest_len();
-    let (hex_text, rest) = rest.split_at_checked(digits)?;
+    let (algo, alg, rest) = KNOWN_ALGORITHMS.iter().find_map(|(name, alg)| {
+        let rest = fields.strip_prefix(*name)?.strip_prefix(b":")?;
+        Some((fields.get(..name.len())?, *alg, rest))
+    })?;
+    let (hex_text, rest) = rest.split_at_checked(2 * alg.digest_len())?;
     let rest = rest.strip_prefix(b" ")?;
-    Some((FileDigest::from_hex(algo, hex_text, "d-ng").ok()?, rest))
+    Some((FileDigest::from_hex_known(algo, alg, hex_text)?, rest))
 }
+
+/// `d-ng` algorithm names, the most common first.
+const KNOWN_ALGORITHMS: [(&[u8], FileHashAlg); 8] = [
+    (b"sha256", FileHashAlg::Sha256),
+    (b"sha1", FileHashAlg::Sha1),
+    (b"sha512", FileHashAlg::Sha512),
+    (b"sha384", FileHashAlg::Sha384),
+    (b"sm3", FileHashAlg::Sm3),
+    (b"sm3-256", FileHashAlg::Sm3),
+    (b"sm3_256", FileHashAlg::Sm3),
+    (b"md5", FileHashAlg::Md5),
+];
 
 /// `<algo>:<hex>`, or bare hex (then SHA-1 or MD5 by length, as Keylime reads it).
 fn d_ng(text: &[u8]) -> Result<FileDigest<'_>, ParseError> {

@@ -40,6 +40,14 @@ impl TemplateHash {
         Ok(t)
     }
 
+    /// A SHA-1 template hash from exactly 40 hex digits; `None` for anything else.
+    #[inline]
+    pub(crate) fn sha1_from_hex(text: &[u8]) -> Option<TemplateHash> {
+        let mut t = TemplateHash { len: 20, bytes: [0u8; MAX_DIGEST_LEN] };
+        crate::ima::hex::decode_fixed::<20>(text, t.bytes.first_chunk_mut::<20>()?).ok()?;
+        Some(t)
+    }
+
     /// A 20-byte (SHA-1) template hash.
     pub fn sha1(b: [u8; 20]) -> TemplateHash {
         let mut bytes = [0u8; MAX_DIGEST_LEN];

@@ -112,6 +112,24 @@ impl<'a> FileDigest<'a> {
         Ok(d)
     }
 
+    /// A digest of a named algorithm from exactly its number of hex digits; `None` for anything
+    /// else (the general [`FileDigest::from_hex`] then says what is wrong).
+    #[inline]
+    pub(crate) fn from_hex_known(algo: &'a [u8], alg: FileHashAlg, hex_text: &[u8]) -> Option<Self> {
+        fn fill<const N: usize>(bytes: &mut [u8; MAX_DIGEST_LEN], hex_text: &[u8]) -> Option<()> {
+            hex::decode_fixed::<N>(hex_text, bytes.first_chunk_mut::<N>()?).ok()
+        }
+        let mut d = FileDigest { algo, len: alg.digest_len() as u8, bytes: [0u8; MAX_DIGEST_LEN] };
+        match alg {
+            FileHashAlg::Md5 => fill::<16>(&mut d.bytes, hex_text)?,
+            FileHashAlg::Sha1 => fill::<20>(&mut d.bytes, hex_text)?,
+            FileHashAlg::Sha256 | FileHashAlg::Sm3 => fill::<32>(&mut d.bytes, hex_text)?,
+            FileHashAlg::Sha384 => fill::<48>(&mut d.bytes, hex_text)?,
+            FileHashAlg::Sha512 => fill::<64>(&mut d.bytes, hex_text)?,
+        }
+        Some(d)
+    }
+
     /// The algorithm name as logged (`sha256`, `sm3`, …); empty for the legacy `ima` template.
     pub fn algo_name(&self) -> &'a [u8] {
         self.algo

@@ -115,10 +115,18 @@ fn first_problem(src: &[u8]) -> Option<HexError> {
     (src.len() % 2 != 0).then_some(HexError::Odd { found: src.len() })
 }
 
+/// Decodes `src` into a digest of a length known at compile time, which lets the word loop unroll
+/// (template hashes and file digests of a named algorithm).
+#[inline]
+pub(crate) fn decode_fixed<const N: usize>(src: &[u8], dst: &mut [u8; N]) -> Result<(), HexError> {
+    decode(src, dst)
+}
+
 /// Decodes `src` into `dst`, which it must fill exactly (`src` is twice as long).
+#[inline]
 pub(crate) fn decode(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
     if src.len() != 2 * dst.len() {
-        return Err(first_problem(src).unwrap_or(HexError::Length { found: src.len(), expected: 2 * dst.len() }));
+        return Err(wrong_length(src, dst.len()));
     }
     let dst_len = dst.len();
     let mut bad = 0u64;
@@ -152,9 +160,19 @@ pub(crate) fn decode(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
         }
     }
     if bad != 0 || bad_pair != 0 {
-        return Err(first_problem(src).unwrap_or(HexError::Odd { found: src.len() }));
+        return Err(bad_input(src));
     }
     Ok(())
+}
+
+#[cold]
+fn wrong_length(src: &[u8], bytes: usize) -> HexError {
+    first_problem(src).unwrap_or(HexError::Length { found: src.len(), expected: 2 * bytes })
+}
+
+#[cold]
+fn bad_input(src: &[u8]) -> HexError {
+    first_problem(src).unwrap_or(HexError::Odd { found: src.len() })
 }
 
 /// Checks that `src` is an even number of hex digits, without decoding it.
@@ -214,6 +232,24 @@ mod tests {
                 assert_eq!(check(&text), Err(HexError::NotHex { index: pos, byte }));
             }
         }
+    }
+
+    #[test]
+    fn fixed_lengths_decode_like_the_general_decoder() {
+        let text = ::hex::encode((0..64u8).collect::<Vec<_>>());
+        let mut a20 = [0u8; 20];
+        decode_fixed(&text.as_bytes()[..40], &mut a20).unwrap();
+        assert_eq!(a20.to_vec(), (0..20u8).collect::<Vec<_>>());
+        let mut a32 = [0u8; 32];
+        decode_fixed(&text.as_bytes()[..64], &mut a32).unwrap();
+        assert_eq!(a32.to_vec(), (0..32u8).collect::<Vec<_>>());
+        let mut a64 = [0u8; 64];
+        decode_fixed(text.as_bytes(), &mut a64).unwrap();
+        assert_eq!(a64.to_vec(), (0..64u8).collect::<Vec<_>>());
+        assert_eq!(decode_fixed(&text.as_bytes()[..38], &mut a20), Err(HexError::Length { found: 38, expected: 40 }));
+        let mut bad = text.as_bytes()[..40].to_vec();
+        bad[37] = b'x';
+        assert_eq!(decode_fixed(&bad, &mut a20), Err(HexError::NotHex { index: 37, byte: b'x' }));
     }
 
     #[test]
