@@ -119,12 +119,16 @@ fn first_problem(src: &[u8]) -> Option<HexError> {
 /// (template hashes and file digests of a named algorithm).
 #[inline]
 pub(crate) fn decode_fixed<const N: usize>(src: &[u8], dst: &mut [u8; N]) -> Result<(), HexError> {
-    decode(src, dst)
+    decode_into(src, dst)
 }
 
 /// Decodes `src` into `dst`, which it must fill exactly (`src` is twice as long).
-#[inline]
 pub(crate) fn decode(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
+    decode_into(src, dst)
+}
+
+#[inline(always)]
+fn decode_into(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
     if src.len() != 2 * dst.len() {
         return Err(wrong_length(src, dst.len()));
     }
