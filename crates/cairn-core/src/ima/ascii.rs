@@ -13,14 +13,28 @@ use crate::ima::field::{Blob, FileDigest, FileHashAlg};
 pub const MAX_LINE_LEN: usize = 1 << 20;
 
 /// Parses one line (without its newline).
-#[inline]
 pub fn parse_line(line: &[u8]) -> Result<ImaEntry<'_>, ParseError> {
+    parse_line_or(line, |e| e)
+}
+
+/// [`parse_line`], with its error turned into the caller's by `err`: the entry is then built
+/// where the caller's result lives rather than moved there (an entry is a few hundred bytes).
+#[inline]
+pub(crate) fn parse_line_or<E>(line: &[u8], err: impl FnOnce(ParseError) -> E) -> Result<ImaEntry<'_>, E> {
+    if let Some((pcr, template_hash, name, fields)) = common_head(line) {
+        return match parse_template(name, fields) {
+            Ok(template) => Ok(ImaEntry { pcr, template_hash, template_name: name, template, raw_data: None }),
+            Err(e) => Err(err(e)),
+        };
+    }
+    parse_general(line).map_err(err)
+}
+
+/// Every line `common_head` does not take, and every error.
+#[cold]
+fn parse_general(line: &[u8]) -> Result<ImaEntry<'_>, ParseError> {
     if line.len() > MAX_LINE_LEN {
         return Err(ParseError::TooLarge { field: "line", offset: 0, size: line.len(), max: MAX_LINE_LEN });
-    }
-    if let Some((pcr, template_hash, name, fields)) = common_head(line) {
-        let template = parse_template(name, fields)?;
-        return Ok(ImaEntry { pcr, template_hash, template_name: name, template, raw_data: None });
     }
     let (pcr, rest) = split_field(line, "pcr")?;
     let (thash, rest) = split_field(rest, "template hash")?;
@@ -41,6 +55,9 @@ pub fn parse_line(line: &[u8]) -> Result<ImaEntry<'_>, ParseError> {
 fn common_head(line: &[u8]) -> Option<(u32, TemplateHash, &[u8], &[u8])> {
     const PCR_DIGITS: usize = 10;
     const SHA1_HEX: usize = 40;
+    if line.len() > MAX_LINE_LEN {
+        return None;
+    }
     let end = line.iter().take(PCR_DIGITS + 1).position(|b| *b == b' ')?;
     let (digits, rest) = line.split_at_checked(end)?;
     if digits.is_empty() {

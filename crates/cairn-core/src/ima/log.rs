@@ -153,10 +153,9 @@ impl<'a> Iterator for Entries<'a> {
             LogFormat::Ascii => {
                 let (offset, line) = self.next_line()?;
                 self.index += 1;
-                Some(ascii::parse_line(line).map_err(|source| {
-                    self.failed = true;
-                    LogError { entry, offset, source }
-                }))
+                let item = ascii::parse_line_or(line, |source| LogError { entry, offset, source });
+                self.failed = item.is_err();
+                Some(item)
             }
             LogFormat::Binary(e) => {
                 let (offset, item) = self.next_binary(e)?;
