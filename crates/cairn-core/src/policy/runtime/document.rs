@@ -133,8 +133,8 @@ impl RuntimePolicy {
     }
 }
 
-/// A section of path → hex digests, compiled. A key repeated in the JSON keeps its last value, as
-/// when Keylime reads it.
+/// A section of path → hex digests, compiled, in path order (see [`DigestMap`] for why that
+/// order). A key repeated in the JSON keeps its last value, as when Keylime reads it.
 fn digest_map(section: &'static str, m: BTreeMap<String, Vec<String>>) -> Result<DigestMap, PolicyError> {
     let mut out = DigestMap::with_capacity(m.len());
     let mut list = Vec::new();
