@@ -353,9 +353,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     match (a.last_chunk::<8>(), b.last_chunk::<8>()) {
-        (Some(la), Some(lb)) => {
-            la == lb && a.chunks_exact(8).zip(b.chunks_exact(8)).all(|(x, y)| word(x) == word(y))
-        }
+        (Some(la), Some(lb)) => la == lb && a.chunks_exact(8).zip(b.chunks_exact(8)).all(|(x, y)| word(x) == word(y)),
         _ => a == b,
     }
 }

@@ -60,7 +60,8 @@ impl ImaBenchArgs {
         ];
         for (name, banks) in bank_sets {
             // The figures are only meaningful for a log that passes: check once, untimed.
-            let check = appraise(Some(&policy), &AppraisalState::new(banks), &synth.log, None, &AppraisalConfig::default())?;
+            let check =
+                appraise(Some(&policy), &AppraisalState::new(banks), &synth.log, None, &AppraisalConfig::default())?;
             if !check.passed() || check.entries != synth.entries as u64 {
                 anyhow::bail!("the synthetic log does not pass its own policy ({} failures)", check.failures.len());
             }
