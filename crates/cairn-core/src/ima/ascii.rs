@@ -201,6 +201,7 @@ fn split_last(s: &[u8]) -> (&[u8], &[u8]) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn ima_sig_line_with_empty_signature() {
@@ -223,6 +224,69 @@ mod tests {
         assert!(parse_line(b"10 00 ima-ng sha256:00 /a").is_err());
         assert!(parse_line(b"x 00 ima-ng sha1:00 /a").is_err());
         assert!(parse_line(b"10 00").is_err());
+    }
+
+    fn pick(v: &[&'static str]) -> impl Strategy<Value = &'static str> + Clone {
+        proptest::sample::select(v.to_vec())
+    }
+
+    /// A `d-ng` field and what follows it, from pieces the fast path looks at, good and bad.
+    fn d_ng_pieces() -> impl Strategy<Value = String> {
+        let algo =
+            pick(&["sha256", "sha1", "sha512", "sha384", "sm3", "sm3-256", "sm3_256", "md5", "SHA256", "", "sha25"]);
+        let colon = pick(&[":", ":", ":", "", " "]);
+        let digest = prop_oneof![
+            "[0-9a-f]{64}",
+            "[0-9a-f]{40}",
+            "[0-9a-f]{32}",
+            "[0-9a-f]{96}",
+            "[0-9a-f]{128}",
+            "[0-9a-f]{63}",
+            "[0-9A-F]{64}",
+            "[0-9a-fz: ]{64}",
+        ];
+        let after = pick(&[" ", " ", " ", "", "  ", ":"]);
+        let tail = pick(&["/usr/bin/a b", "", " ", "/p 0a0b", "/p  ", "boot_aggregate"]);
+        (algo, colon, digest, after, tail).prop_map(|(a, c, d, s, t)| format!("{a}{c}{d}{s}{t}"))
+    }
+
+    /// Whole lines: a head (PCR, template hash, name) from good and bad pieces, then a `d-ng` tail.
+    fn line_pieces() -> impl Strategy<Value = Vec<u8>> {
+        let pcr = pick(&["10", "10", "0", "4294967295", "4294967296", "+10", "1x", "", "12345678901"]);
+        let hash = prop_oneof![
+            4 => "[0-9a-f]{40}",
+            1 => "[0-9A-F]{40}",
+            1 => "[0-9a-f]{39}",
+            1 => "[0-9a-f]{64}",
+            1 => "[0-9a-fg ]{40}",
+            1 => Just("0".repeat(40)),
+        ];
+        let name = pick(&["ima-ng", "ima-ng", "ima-sig", "ima-buf", "ima", "ima-modsig", "ima-ngx", "other"]);
+        let sep = || pick(&[" ", " ", " ", " ", "  ", ":", ""]);
+        (pcr, sep(), hash, sep(), name, sep(), d_ng_pieces()).prop_map(|(pcr, s1, hash, s2, name, s3, fields)| {
+            format!("{pcr}{s1}{hash}{s2}{name}{s3}{fields}").into_bytes()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn fast_path_agrees_with_the_general_parser(line in line_pieces()) {
+            prop_assert_eq!(parse_line(&line), parse_general(&line));
+        }
+
+        #[test]
+        fn d_ng_fast_path_agrees_with_splitting_at_the_space(fields in d_ng_pieces()) {
+            let fields = fields.as_bytes();
+            let general = split_field(fields, "d-ng").and_then(|(d, rest)| Ok((d_ng(d)?, rest)));
+            prop_assert_eq!(d_ng_field(fields), general);
+        }
+
+        #[test]
+        fn fast_path_agrees_on_any_bytes(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(parse_line(&line), parse_general(&line));
+        }
     }
 
     #[test]
