@@ -121,6 +121,13 @@ impl ReplayState {
         }
     }
 
+    /// True when the bank of `d`'s algorithm is tracked, available and equal to `d` (checked after
+    /// every entry against a quoted value, so it compares in place).
+    #[inline]
+    pub fn holds(&self, d: &Digest) -> bool {
+        matches!(self.banks.get(slot(d.alg())), Some(Some(BankValue::Value(v))) if v == d)
+    }
+
     /// The tracked banks.
     pub fn banks(&self) -> BankSet {
         BankSet::of(&HashAlg::ALL.into_iter().filter(|a| self.bank(*a).is_some()).collect::<Vec<_>>())
@@ -255,7 +262,7 @@ impl Replayer {
 
     fn run(&mut self, state: &mut ReplayState, input: &[u8], quoted: Option<&Digest>) -> Result<PrefixMatch, LogError> {
         let mut summary = ReplaySummary::default();
-        let mut matched = quoted.filter(|q| state.value(q.alg()).as_ref() == Some(*q)).map(|_| *state);
+        let mut matched = quoted.filter(|q| state.holds(q)).map(|_| *state);
         let mut entries = Entries::new(input, state.next_entry);
         loop {
             let offset = entries.offset();
@@ -275,7 +282,7 @@ impl Replayer {
                 summary.template_hash_mismatches.push(index);
             }
             if let (None, Some(q)) = (&matched, quoted) {
-                if state.value(q.alg()).as_ref() == Some(q) {
+                if state.holds(q) {
                     matched = Some(*state);
                 }
             }

@@ -199,7 +199,7 @@ pub fn appraise(
     let mut replayer = Replayer::new(ReplayConfig { pcr: config.pcr, template_hash_alg: Some(log_hash_alg) });
     let mut replay = state.replay;
     let mut judge = Judge { policy, learned: state.learned.clone(), config, failures: Vec::new() };
-    let is_match = |r: &ReplayState| quoted.is_some_and(|q| r.value(q.alg()).as_ref() == Some(q));
+    let is_match = |r: &ReplayState| quoted.is_some_and(|q| r.holds(q));
     let mut matched = is_match(&replay).then(|| AppraisalState { replay, learned: judge.learned.clone() });
     let mut entries = 0;
     let mut list = Entries::new(input, replay.next_entry());
