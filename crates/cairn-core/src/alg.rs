@@ -289,6 +289,25 @@ impl Digest {
         Ok(Digest { alg, bytes })
     }
 
+    /// The digest a hash function wrote at the start of `out` (its length is `alg`'s): copied with
+    /// a fixed length per algorithm, because replay makes millions of these.
+    #[inline]
+    pub(crate) fn from_output(alg: HashAlg, out: &[u8]) -> Digest {
+        fn copy<const N: usize>(bytes: &mut [u8; MAX_DIGEST_LEN], out: &[u8]) {
+            if let (Some(dst), Some(src)) = (bytes.first_chunk_mut::<N>(), out.first_chunk::<N>()) {
+                *dst = *src;
+            }
+        }
+        let mut bytes = [0u8; MAX_DIGEST_LEN];
+        match alg {
+            HashAlg::Sha1 => copy::<20>(&mut bytes, out),
+            HashAlg::Sha256 | HashAlg::Sm3_256 => copy::<32>(&mut bytes, out),
+            HashAlg::Sha384 => copy::<48>(&mut bytes, out),
+            HashAlg::Sha512 => copy::<64>(&mut bytes, out),
+        }
+        Digest { alg, bytes }
+    }
+
     /// A digest from hex text.
     pub fn from_hex(alg: HashAlg, s: &str) -> Result<Digest, ParseError> {
         let v = hex::decode(s.trim()).map_err(|e| ParseError::text("hex digest", e.to_string()))?;

@@ -7,6 +7,7 @@
 //! template is the 20-byte digest followed by the name NUL-padded to 256 bytes, without lengths.
 
 use crate::alg::MAX_DIGEST_LEN;
+use crate::error::ParseError;
 use crate::ima::field::{Blob, FileDigest};
 
 /// Name length the legacy `ima` template pads to: IMA_EVENT_NAME_LEN_MAX + 1.
@@ -28,6 +29,23 @@ impl TemplateHash {
         let mut bytes = [0u8; MAX_DIGEST_LEN];
         bytes.iter_mut().zip(b).for_each(|(d, s)| *d = *s);
         Some(TemplateHash { len: b.len() as u8, bytes })
+    }
+
+    /// A template hash from hex text (at most 128 digits), decoded straight into place.
+    pub fn from_hex(text: &[u8], field: &'static str) -> Result<TemplateHash, ParseError> {
+        let n = text.len() / 2;
+        let mut t = TemplateHash { len: n as u8, bytes: [0u8; MAX_DIGEST_LEN] };
+        let out = t.bytes.get_mut(..n).ok_or_else(|| ParseError::text(field, "longer than 64 bytes"))?;
+        crate::ima::hex::decode(text, out).map_err(|e| e.in_field(field))?;
+        Ok(t)
+    }
+
+    /// A SHA-1 template hash from exactly 40 hex digits; `None` for anything else.
+    #[inline]
+    pub(crate) fn sha1_from_hex(text: &[u8]) -> Option<TemplateHash> {
+        let mut t = TemplateHash { len: 20, bytes: [0u8; MAX_DIGEST_LEN] };
+        crate::ima::hex::decode_fixed::<20>(text, t.bytes.first_chunk_mut::<20>()?).ok()?;
+        Some(t)
     }
 
     /// A 20-byte (SHA-1) template hash.

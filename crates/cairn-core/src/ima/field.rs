@@ -9,6 +9,7 @@ use std::fmt;
 
 use crate::alg::MAX_DIGEST_LEN;
 use crate::error::ParseError;
+use crate::ima::hex;
 
 /// A file-digest algorithm as IMA names it in a `d-ng` field (the kernel's `hash_algo_name[]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,36 +77,57 @@ pub struct FileDigest<'a> {
 impl<'a> FileDigest<'a> {
     /// A digest from its algorithm name (may be empty: legacy `ima` template) and raw bytes.
     pub fn new(algo: &'a [u8], digest: &[u8], field: &'static str) -> Result<Self, ParseError> {
-        if digest.len() > MAX_DIGEST_LEN {
-            return Err(ParseError::TooLarge { field, offset: 0, size: digest.len(), max: MAX_DIGEST_LEN });
+        let mut d = FileDigest { algo, len: digest.len() as u8, bytes: [0u8; MAX_DIGEST_LEN] };
+        match d.bytes.get_mut(..digest.len()) {
+            Some(out) => out.copy_from_slice(digest),
+            None => return Err(ParseError::TooLarge { field, offset: 0, size: digest.len(), max: MAX_DIGEST_LEN }),
         }
-        if let Some(alg) = FileHashAlg::from_name(algo) {
-            if alg.digest_len() != digest.len() {
-                return Err(ParseError::DigestLength {
-                    field,
-                    alg: alg_name(alg),
-                    len: digest.len(),
-                    expected: alg.digest_len(),
-                });
-            }
-        }
-        let mut bytes = [0u8; MAX_DIGEST_LEN];
-        bytes.iter_mut().zip(digest).for_each(|(d, s)| *d = *s);
-        Ok(FileDigest { algo, len: digest.len() as u8, bytes })
+        d.check_length(field)?;
+        Ok(d)
     }
 
-    /// A digest from hex text.
+    /// A known algorithm's digest must have that algorithm's length.
+    fn check_length(&self, field: &'static str) -> Result<(), ParseError> {
+        match FileHashAlg::from_name(self.algo) {
+            Some(alg) if alg.digest_len() != usize::from(self.len) => Err(ParseError::DigestLength {
+                field,
+                alg: alg_name(alg),
+                len: usize::from(self.len),
+                expected: alg.digest_len(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A digest from hex text, decoded straight into place.
     pub fn from_hex(algo: &'a [u8], hex_text: &[u8], field: &'static str) -> Result<Self, ParseError> {
-        let mut buf = [0u8; MAX_DIGEST_LEN];
         let n = hex_text.len() / 2;
         if n > MAX_DIGEST_LEN {
             return Err(ParseError::TooLarge { field, offset: 0, size: n, max: MAX_DIGEST_LEN });
         }
-        let out = buf.get_mut(..n).unwrap_or_default();
-        if !decode_hex(hex_text, out) {
-            return Err(ParseError::text(field, "not an even number of hex digits"));
+        let mut d = FileDigest { algo, len: n as u8, bytes: [0u8; MAX_DIGEST_LEN] };
+        let out = d.bytes.get_mut(..n).unwrap_or_default();
+        hex::decode(hex_text, out).map_err(|e| e.in_field(field))?;
+        d.check_length(field)?;
+        Ok(d)
+    }
+
+    /// A digest of a named algorithm from exactly its number of hex digits; `None` for anything
+    /// else (the general [`FileDigest::from_hex`] then says what is wrong).
+    #[inline]
+    pub(crate) fn from_hex_known(algo: &'a [u8], alg: FileHashAlg, hex_text: &[u8]) -> Option<Self> {
+        fn fill<const N: usize>(bytes: &mut [u8; MAX_DIGEST_LEN], hex_text: &[u8]) -> Option<()> {
+            hex::decode_fixed::<N>(hex_text, bytes.first_chunk_mut::<N>()?).ok()
         }
-        FileDigest::new(algo, out, field)
+        let mut d = FileDigest { algo, len: alg.digest_len() as u8, bytes: [0u8; MAX_DIGEST_LEN] };
+        match alg {
+            FileHashAlg::Md5 => fill::<16>(&mut d.bytes, hex_text)?,
+            FileHashAlg::Sha1 => fill::<20>(&mut d.bytes, hex_text)?,
+            FileHashAlg::Sha256 | FileHashAlg::Sm3 => fill::<32>(&mut d.bytes, hex_text)?,
+            FileHashAlg::Sha384 => fill::<48>(&mut d.bytes, hex_text)?,
+            FileHashAlg::Sha512 => fill::<64>(&mut d.bytes, hex_text)?,
+        }
+        Some(d)
     }
 
     /// The algorithm name as logged (`sha256`, `sm3`, …); empty for the legacy `ima` template.
@@ -132,7 +154,7 @@ impl<'a> FileDigest<'a> {
 
     /// Lower-case hex of the digest.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.as_bytes())
+        ::hex::encode(self.as_bytes())
     }
 }
 
@@ -153,45 +175,6 @@ impl fmt::Debug for FileDigest<'_> {
     }
 }
 
-/// Value of each byte as a hex digit, 0xFF when it is not one.
-const HEX_VALUE: [u8; 256] = {
-    let mut t = [0xFFu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
-
-fn hex_value(c: u8) -> u8 {
-    HEX_VALUE.get(usize::from(c)).copied().unwrap_or(0xFF)
-}
-
-/// Decodes hex `src` into `dst` (which must be exactly half as long); false on any bad digit.
-/// A table lookup per digit: this runs twice per entry of an ASCII log.
-pub(crate) fn decode_hex(src: &[u8], dst: &mut [u8]) -> bool {
-    if src.len() != dst.len() * 2 {
-        return false;
-    }
-    let mut bad = 0u8;
-    for (d, pair) in dst.iter_mut().zip(src.chunks_exact(2)) {
-        let (hi, lo) = match pair {
-            [h, l] => (hex_value(*h), hex_value(*l)),
-            _ => (0xFF, 0xFF),
-        };
-        bad |= (hi | lo) & 0xF0;
-        *d = (hi << 4) | (lo & 0x0F);
-    }
-    bad == 0
-}
-
 /// An opaque template field (`sig`, `buf`, `modsig`): raw bytes, or hex text from the ASCII log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Blob<'a> {
@@ -204,9 +187,7 @@ pub enum Blob<'a> {
 impl<'a> Blob<'a> {
     /// Checks `text` is hex and wraps it.
     pub fn hex(text: &'a [u8], field: &'static str) -> Result<Self, ParseError> {
-        if text.len() % 2 != 0 || !text.iter().all(u8::is_ascii_hexdigit) {
-            return Err(ParseError::text(field, "not an even number of hex digits"));
-        }
+        hex::check(text).map_err(|e| e.in_field(field))?;
         Ok(Blob::Hex(text))
     }
 
@@ -232,7 +213,7 @@ impl<'a> Blob<'a> {
                 out.resize(start + h.len() / 2, 0);
                 if let Some(dst) = out.get_mut(start..) {
                     // Checked at construction: even length, hex digits only.
-                    let _ = hex::decode_to_slice(h, dst);
+                    let _ = hex::decode(h, dst);
                 }
             }
         }

@@ -19,14 +19,16 @@ fn aws_alg(alg: HashAlg) -> Option<&'static awsd::Algorithm> {
 }
 
 /// H_alg(data).
+#[inline]
 pub(crate) fn hash(alg: HashAlg, data: &[u8]) -> Digest {
     match aws_alg(alg) {
-        Some(a) => Digest::from_bytes(alg, awsd::digest(a, data).as_ref()).unwrap_or_else(|_| alg.hash(data)),
+        Some(a) => Digest::from_output(alg, awsd::digest(a, data).as_ref()),
         None => alg.hash(data),
     }
 }
 
-/// PCR extend H_alg(old ‖ data) for `data` no longer than a digest.
+/// PCR extend H_alg(old ‖ data) for `data` no longer than a digest, hashed from one stack buffer.
+#[inline]
 pub(crate) fn extend(alg: HashAlg, old: &Digest, data: &[u8]) -> Digest {
     let mut buf = [0u8; 2 * MAX_DIGEST_LEN];
     let o = old.as_bytes();

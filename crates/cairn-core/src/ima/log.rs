@@ -89,7 +89,8 @@ impl<'a> Entries<'a> {
         self.index
     }
 
-    fn next_ascii(&mut self) -> Option<(usize, Result<ImaEntry<'a>, ParseError>)> {
+    /// The next non-blank line and its offset.
+    fn next_line(&mut self) -> Option<(usize, &'a [u8])> {
         loop {
             let start = self.pos;
             let rest = self.input.get(self.pos..)?;
@@ -102,10 +103,9 @@ impl<'a> Entries<'a> {
             };
             self.pos += advance;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                continue;
+            if !line.is_empty() {
+                return Some((start, line));
             }
-            return Some((start, ascii::parse_line(line)));
         }
     }
 
@@ -146,16 +146,26 @@ impl<'a> Iterator for Entries<'a> {
         if self.failed {
             return None;
         }
-        let (offset, item) = match self.format {
-            LogFormat::Ascii => self.next_ascii(),
-            LogFormat::Binary(e) => self.next_binary(e),
-        }?;
         let entry = self.index;
-        self.index += 1;
-        Some(item.map_err(|source| {
-            self.failed = true;
-            LogError { entry, offset, source }
-        }))
+        // Each arm returns the entry where the parser built it: an entry is a few hundred bytes,
+        // and this runs for every line of a log.
+        match self.format {
+            LogFormat::Ascii => {
+                let (offset, line) = self.next_line()?;
+                self.index += 1;
+                let item = ascii::parse_line_or(line, |source| LogError { entry, offset, source });
+                self.failed = item.is_err();
+                Some(item)
+            }
+            LogFormat::Binary(e) => {
+                let (offset, item) = self.next_binary(e)?;
+                self.index += 1;
+                Some(item.map_err(|source| {
+                    self.failed = true;
+                    LogError { entry, offset, source }
+                }))
+            }
+        }
     }
 }
 

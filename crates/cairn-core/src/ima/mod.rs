@@ -20,6 +20,7 @@ pub mod binary;
 pub mod entry;
 pub mod field;
 mod hash;
+pub(crate) mod hex;
 pub mod log;
 pub mod replay;
 pub mod synth;

@@ -121,6 +121,13 @@ impl ReplayState {
         }
     }
 
+    /// True when the bank of `d`'s algorithm is tracked, available and equal to `d` (checked after
+    /// every entry against a quoted value, so it compares in place).
+    #[inline]
+    pub fn holds(&self, d: &Digest) -> bool {
+        matches!(self.banks.get(slot(d.alg())), Some(Some(BankValue::Value(v))) if v == d)
+    }
+
     /// The tracked banks.
     pub fn banks(&self) -> BankSet {
         BankSet::of(&HashAlg::ALL.into_iter().filter(|a| self.bank(*a).is_some()).collect::<Vec<_>>())
@@ -196,29 +203,36 @@ impl Replayer {
     pub fn extend(&mut self, state: &mut ReplayState, entry: &ImaEntry<'_>) -> Step {
         let index = state.next_entry;
         state.next_entry += 1;
-        let violation = entry.template_hash.is_violation();
         let logged = entry.template_hash.as_bytes();
-        let data = if violation { None } else { entry.template_data(&mut self.scratch) };
-        for (i, alg) in HashAlg::ALL.into_iter().enumerate() {
-            let Some(Some(BankValue::Value(old))) = state.banks.get(i) else { continue };
-            let new = if violation {
-                BankValue::Value(hash::extend(alg, old, alg.ones().as_bytes()))
-            } else if alg == HashAlg::Sha1 && logged.len() == alg.len() {
-                BankValue::Value(hash::extend(alg, old, logged))
-            } else if let Some(d) = data {
-                BankValue::Value(hash::extend(alg, old, hash::hash(alg, d).as_bytes()))
-            } else {
-                BankValue::Unavailable { entry: index }
-            };
-            if let Some(slot) = state.banks.get_mut(i) {
-                *slot = Some(new);
+        if entry.template_hash.is_violation() {
+            for (alg, bank) in HashAlg::ALL.into_iter().zip(state.banks.iter_mut()) {
+                if let Some(BankValue::Value(old)) = bank {
+                    *old = hash::extend(alg, old, alg.ones().as_bytes());
+                }
             }
+            return Step { template_hash_ok: None };
         }
-        let template_hash_ok = match (self.config.template_hash_alg, data) {
-            (Some(alg), Some(d)) => Some(hash::hash(alg, d).as_bytes() == logged),
+        let data = entry.template_data(&mut self.scratch);
+        // The template-hash check's digest, also what a bank of the same algorithm extends.
+        let checked = match (self.config.template_hash_alg, data) {
+            (Some(alg), Some(d)) => Some(hash::hash(alg, d)),
             _ => None,
         };
-        Step { template_hash_ok }
+        for (alg, bank) in HashAlg::ALL.into_iter().zip(state.banks.iter_mut()) {
+            let Some(BankValue::Value(old)) = bank else { continue };
+            *bank = Some(if alg == HashAlg::Sha1 && logged.len() == alg.len() {
+                BankValue::Value(hash::extend(alg, old, logged))
+            } else if let Some(d) = data {
+                let digest = match checked {
+                    Some(c) if c.alg() == alg => c,
+                    _ => hash::hash(alg, d),
+                };
+                BankValue::Value(hash::extend(alg, old, digest.as_bytes()))
+            } else {
+                BankValue::Unavailable { entry: index }
+            });
+        }
+        Step { template_hash_ok: checked.map(|c| c.as_bytes() == logged) }
     }
 
     /// Checks the entry's PCR against the configuration.
@@ -248,22 +262,27 @@ impl Replayer {
 
     fn run(&mut self, state: &mut ReplayState, input: &[u8], quoted: Option<&Digest>) -> Result<PrefixMatch, LogError> {
         let mut summary = ReplaySummary::default();
-        let mut matched = quoted.filter(|q| state.value(q.alg()).as_ref() == Some(*q)).map(|_| *state);
+        let mut matched = quoted.filter(|q| state.holds(q)).map(|_| *state);
         let mut entries = Entries::new(input, state.next_entry);
         loop {
             let offset = entries.offset();
-            let Some(item) = entries.next() else { break };
-            let entry = item?;
+            // Borrowed where it was parsed: an entry is a few hundred bytes.
+            let item = entries.next();
+            let entry = match item {
+                Some(Ok(ref e)) => e,
+                Some(Err(e)) => return Err(e),
+                None => break,
+            };
             let index = state.next_entry;
-            self.check_pcr(&entry).map_err(|source| LogError { entry: index, offset, source })?;
-            let step = self.extend(state, &entry);
+            self.check_pcr(entry).map_err(|source| LogError { entry: index, offset, source })?;
+            let step = self.extend(state, entry);
             summary.entries += 1;
             summary.violations += u64::from(entry.template_hash.is_violation());
             if step.template_hash_ok == Some(false) {
                 summary.template_hash_mismatches.push(index);
             }
             if let (None, Some(q)) = (&matched, quoted) {
-                if state.value(q.alg()).as_ref() == Some(q) {
+                if state.holds(q) {
                     matched = Some(*state);
                 }
             }

@@ -8,6 +8,7 @@
 
 pub mod allowlist;
 pub mod appraise;
+pub mod digests;
 pub mod document;
 pub mod excludes;
 pub mod keys;
@@ -56,6 +57,9 @@ pub enum PolicyError {
     /// `verification-keys` cannot be read.
     #[error("verification-keys: {0}")]
     BadVerificationKeys(String),
+    /// A table would outgrow what it can address.
+    #[error("runtime policy: {0} is too large")]
+    TooLarge(&'static str),
     /// A line of a flat allowlist is not `<hex digest> <path>`.
     #[error("allowlist line {line}: {detail}")]
     BadAllowlistLine {

@@ -2,7 +2,8 @@
 //! `%keyring:<name>` paths go to `keyrings`) and exclude-list text (one regex per line), converted
 //! into the same [`RuntimePolicy`] as the JSON format.
 
-use crate::policy::runtime::document::{AllowedDigest, RuntimePolicy};
+use crate::policy::runtime::digests::AllowedDigest;
+use crate::policy::runtime::document::RuntimePolicy;
 use crate::policy::runtime::excludes::Excludes;
 use crate::policy::runtime::PolicyError;
 
@@ -25,8 +26,8 @@ pub fn from_flat(allowlist: &str, exclude_list: Option<&str>) -> Result<RuntimeP
         let d = AllowedDigest::from_hex(digest)
             .ok_or(PolicyError::BadAllowlistLine { line: line_no, detail: "not a hex digest of 20 to 64 bytes" })?;
         match path.strip_prefix("%keyring:") {
-            Some(keyring) => policy.keyrings.insert(keyring, d),
-            None => policy.digests.insert(&path.replace(' ', "_"), d),
+            Some(keyring) => policy.keyrings.insert(keyring, d)?,
+            None => policy.digests.insert(&path.replace(' ', "_"), d)?,
         }
     }
     if let Some(text) = exclude_list {

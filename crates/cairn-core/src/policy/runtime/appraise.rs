@@ -17,7 +17,8 @@ use crate::ima::entry::{ImaEntry, Template};
 use crate::ima::field::{Blob, FileDigest};
 use crate::ima::log::{Entries, LogError};
 use crate::ima::replay::{BankSet, ReplayConfig, ReplayState, Replayer, Step, IMA_PCR};
-use crate::policy::runtime::document::{DigestMap, RuntimePolicy};
+use crate::policy::runtime::digests::{DigestList, DigestMap};
+use crate::policy::runtime::document::RuntimePolicy;
 use crate::policy::runtime::keys::{Keyrings, PublicKey, SignatureError};
 
 /// How to appraise.
@@ -198,15 +199,25 @@ pub fn appraise(
     let mut replayer = Replayer::new(ReplayConfig { pcr: config.pcr, template_hash_alg: Some(log_hash_alg) });
     let mut replay = state.replay;
     let mut judge = Judge { policy, learned: state.learned.clone(), config, failures: Vec::new() };
-    let is_match = |r: &ReplayState| quoted.is_some_and(|q| r.value(q.alg()).as_ref() == Some(q));
+    let is_match = |r: &ReplayState| quoted.is_some_and(|q| r.holds(q));
     let mut matched = is_match(&replay).then(|| AppraisalState { replay, learned: judge.learned.clone() });
     let mut entries = 0;
-    for item in Entries::new(input, replay.next_entry()) {
-        let entry = item?;
+    let mut list = Entries::new(input, replay.next_entry());
+    loop {
+        // Borrowed where it was parsed: an entry is a few hundred bytes.
+        let item = list.next();
+        let entry = match item {
+            Some(Ok(ref e)) => e,
+            Some(Err(e)) => return Err(e),
+            None => break,
+        };
         let index = replay.next_entry();
-        let step = replayer.extend(&mut replay, &entry);
+        // Looked up before the replay hashes the entry, so that fetching the policy record from
+        // memory overlaps the hashing instead of following it.
+        let listed = judge.look_up_file(entry);
+        let step = replayer.extend(&mut replay, entry);
         entries += 1;
-        judge.entry(index, &entry, step);
+        judge.entry(index, entry, step, listed);
         if matched.is_none() && is_match(&replay) {
             matched = Some(AppraisalState { replay, learned: judge.learned.clone() });
         }
@@ -227,8 +238,24 @@ struct Judge<'p, 'c> {
     failures: Vec<EntryFailure>,
 }
 
-impl Judge<'_, '_> {
-    fn entry(&mut self, index: u64, e: &ImaEntry<'_>, step: Step) {
+/// A file's entry in the policy's digest list, looked up ahead of judging it.
+#[derive(Clone, Copy)]
+struct Listed<'p>(Option<DigestList<'p>>);
+
+impl<'p> Judge<'p, '_> {
+    /// The policy's digests for a file template's path (`None`: no policy, or not a file).
+    fn look_up_file(&self, e: &ImaEntry<'_>) -> Option<Listed<'p>> {
+        let policy = self.policy?;
+        match &e.template {
+            Template::Ima { path, .. }
+            | Template::ImaNg { path, .. }
+            | Template::ImaSig { path, .. }
+            | Template::ImaModsig { path, .. } => Some(Listed(policy.digests.get(path))),
+            Template::ImaBuf { .. } | Template::Unknown => None,
+        }
+    }
+
+    fn entry(&mut self, index: u64, e: &ImaEntry<'_>, step: Step, listed: Option<Listed<'p>>) {
         if e.pcr != self.config.pcr {
             self.fail(index, e, FailureReason::WrongPcr { pcr: e.pcr });
         }
@@ -244,9 +271,11 @@ impl Judge<'_, '_> {
             return;
         }
         let verdict = match &e.template {
-            Template::Ima { digest, path } | Template::ImaNg { digest, path } => self.by_digest(Section::Files, path, digest),
+            Template::Ima { digest, path } | Template::ImaNg { digest, path } => {
+                self.by_digest(Section::Files, path, digest, listed)
+            }
             Template::ImaSig { digest, path, sig } | Template::ImaModsig { digest, path, sig, .. } => {
-                self.by_signature(path, digest, sig)
+                self.by_signature(path, digest, sig, listed)
             }
             Template::ImaBuf { digest, name, buf } => self.buffer(name, digest, buf),
             Template::Unknown => Some(FailureReason::UnknownTemplate),
@@ -265,7 +294,13 @@ impl Judge<'_, '_> {
         });
     }
 
-    fn by_digest(&self, section: Section, path: &[u8], digest: &FileDigest<'_>) -> Option<FailureReason> {
+    fn by_digest(
+        &self,
+        section: Section,
+        path: &[u8],
+        digest: &FileDigest<'_>,
+        listed: Option<Listed<'p>>,
+    ) -> Option<FailureReason> {
         let policy = self.policy?;
         if policy.excludes.matches(path) {
             return None;
@@ -275,7 +310,11 @@ impl Judge<'_, '_> {
             Section::Keyrings => &policy.keyrings,
             Section::Buffers => &policy.ima_buf,
         };
-        let allowed = match map.get(path) {
+        let found = match (section, listed) {
+            (Section::Files, Some(Listed(found))) => found,
+            _ => map.get(path),
+        };
+        let allowed = match found {
             None => return Some(FailureReason::NotInPolicy),
             Some(list) => list,
         };
@@ -289,7 +328,13 @@ impl Judge<'_, '_> {
         }
     }
 
-    fn by_signature(&self, path: &[u8], digest: &FileDigest<'_>, sig: &Blob<'_>) -> Option<FailureReason> {
+    fn by_signature(
+        &self,
+        path: &[u8],
+        digest: &FileDigest<'_>,
+        sig: &Blob<'_>,
+        listed: Option<Listed<'p>>,
+    ) -> Option<FailureReason> {
         let tenant = self.policy.map(|p| &p.verification_keys);
         let have_keys = tenant.is_some_and(|k| !k.is_empty()) || !self.learned.is_empty();
         let mut sig_error = None;
@@ -309,7 +354,7 @@ impl Judge<'_, '_> {
             }
         }
         if self.policy.is_some() {
-            return self.by_digest(Section::Files, path, digest);
+            return self.by_digest(Section::Files, path, digest, listed);
         }
         sig_error.map(FailureReason::BadSignature)
     }
@@ -321,12 +366,12 @@ impl Judge<'_, '_> {
             return Some(FailureReason::BufferDigestMismatch);
         }
         let Some(key) = PublicKey::from_der_any(&bytes) else {
-            return self.by_digest(Section::Buffers, name, digest);
+            return self.by_digest(Section::Buffers, name, digest, None);
         };
         if self.policy.is_some_and(|p| p.ignores_keyring(name)) {
             return None;
         }
-        let verdict = self.by_digest(Section::Keyrings, name, digest);
+        let verdict = self.by_digest(Section::Keyrings, name, digest, None);
         if verdict.is_none() {
             self.learned.add(&String::from_utf8_lossy(name), key);
         }

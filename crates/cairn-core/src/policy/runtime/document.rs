@@ -1,160 +1,22 @@
 //! Keylime's runtime policy JSON (format version 1), accepted unchanged, and its compiled form.
 //!
-//! The JSON is parsed once into [`RuntimePolicy`]: digests become bytes in hash maps keyed by path
-//! (O(1) per entry), the exclude regexes one anchored [`Excludes`] set, the verification keys a
+//! The JSON is parsed once into [`RuntimePolicy`]: digests become bytes in [`DigestMap`] tables
+//! keyed by path (O(1) per entry, one cache miss), the exclude regexes one anchored [`Excludes`] set, the verification keys a
 //! [`Keyrings`]. Missing sections default to empty, so Keylime's minimal policies also load.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::alg::{HashAlg, MAX_DIGEST_LEN};
+use crate::alg::HashAlg;
+pub use crate::policy::runtime::digests::{AllowedDigest, DigestList, DigestMap};
 use crate::policy::runtime::excludes::Excludes;
 use crate::policy::runtime::keys::{Keyrings, PublicKey};
 use crate::policy::runtime::PolicyError;
 
 /// Name of the keyring holding the tenant's verification keys.
 pub const TENANT_KEYRING: &str = "tenant_keyring";
-
-/// A digest allowed by a policy (any length up to 64 bytes; Keylime compares hex only).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AllowedDigest {
-    len: u8,
-    bytes: [u8; MAX_DIGEST_LEN],
-}
-
-impl AllowedDigest {
-    /// Parses hex (20–64 bytes, as Keylime's schema allows: 40–128 hex digits).
-    pub fn from_hex(s: &str) -> Option<AllowedDigest> {
-        let s = s.trim();
-        let n = s.len() / 2;
-        if s.len() % 2 != 0 || !(20..=MAX_DIGEST_LEN).contains(&n) {
-            return None;
-        }
-        let mut bytes = [0u8; MAX_DIGEST_LEN];
-        hex::decode_to_slice(s, bytes.get_mut(..n)?).ok()?;
-        Some(AllowedDigest { len: n as u8, bytes })
-    }
-
-    /// The bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or(&self.bytes)
-    }
-
-    /// Lower-case hex.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.as_bytes())
-    }
-}
-
-impl std::fmt::Debug for AllowedDigest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-/// The digests allowed for one path; the first is stored inline, because almost every path has
-/// exactly one and a lookup should touch as little memory as possible.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DigestList {
-    first: Option<AllowedDigest>,
-    rest: Vec<AllowedDigest>,
-}
-
-impl DigestList {
-    /// The digests.
-    pub fn iter(&self) -> impl Iterator<Item = &AllowedDigest> {
-        self.first.iter().chain(self.rest.iter())
-    }
-    /// Number of digests.
-    pub fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
-    }
-    /// True when no digest is allowed (the path is listed with an empty list).
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-    /// True when `d` is allowed.
-    pub fn contains(&self, d: &[u8]) -> bool {
-        self.iter().any(|a| a.as_bytes() == d)
-    }
-    fn push(&mut self, d: AllowedDigest) {
-        if self.iter().any(|a| *a == d) {
-            return;
-        }
-        match self.first {
-            None => self.first = Some(d),
-            Some(_) => self.rest.push(d),
-        }
-    }
-}
-
-/// A fast multiplicative hash for path lookups. Keys come from the (trusted) policy; the log only
-/// looks up, and colliding lookups cannot degrade the table, so a DoS-resistant hash buys nothing.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PathHasher(u64);
-
-impl std::hash::Hasher for PathHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for b in chunks.remainder() {
-            h = (h.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
-    }
-}
-
-type PathBuild = std::hash::BuildHasherDefault<PathHasher>;
-
-/// Path (or keyring / buffer name) → allowed digests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DigestMap(HashMap<Box<[u8]>, DigestList, PathBuild>);
-
-impl DigestMap {
-    /// Allowed digests of `path`, `None` when the path is not listed.
-    pub fn get(&self, path: &[u8]) -> Option<&DigestList> {
-        self.0.get(path)
-    }
-
-    /// Adds a digest for `path`.
-    pub fn insert(&mut self, path: &str, d: AllowedDigest) {
-        self.0.entry(path.as_bytes().into()).or_default().push(d);
-    }
-
-    /// Number of paths.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True when no path is listed.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn from_json(section: &'static str, m: BTreeMap<String, Vec<String>>) -> Result<DigestMap, PolicyError> {
-        let mut out = DigestMap(HashMap::with_capacity_and_hasher(m.len(), PathBuild::default()));
-        for (path, list) in m {
-            for value in list {
-                let d = AllowedDigest::from_hex(&value)
-                    .ok_or_else(|| PolicyError::BadDigest { section, path: path.clone(), value: value.clone() })?;
-                out.insert(&path, d);
-            }
-            out.0.entry(path.into_bytes().into_boxed_slice()).or_default();
-        }
-        Ok(out)
-    }
-}
 
 /// `meta` of a runtime policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -255,9 +117,9 @@ impl RuntimePolicy {
         Ok(RuntimePolicy {
             meta: doc.meta,
             release: doc.release,
-            digests: DigestMap::from_json("digests", doc.digests)?,
-            keyrings: DigestMap::from_json("keyrings", doc.keyrings)?,
-            ima_buf: DigestMap::from_json("ima-buf", doc.ima_buf)?,
+            digests: digest_map("digests", doc.digests)?,
+            keyrings: digest_map("keyrings", doc.keyrings)?,
+            ima_buf: digest_map("ima-buf", doc.ima_buf)?,
             excludes: Excludes::new(&doc.excludes)?,
             ignored_keyrings: doc.ima.ignored_keyrings,
             log_hash_alg,
@@ -269,6 +131,23 @@ impl RuntimePolicy {
     pub fn ignores_keyring(&self, keyring: &[u8]) -> bool {
         self.ignored_keyrings.iter().any(|k| k == "*" || k.as_bytes() == keyring)
     }
+}
+
+/// A section of path → hex digests, compiled, in path order (see [`DigestMap`] for why that
+/// order). A key repeated in the JSON keeps its last value, as when Keylime reads it.
+fn digest_map(section: &'static str, m: BTreeMap<String, Vec<String>>) -> Result<DigestMap, PolicyError> {
+    let mut out = DigestMap::with_capacity(m.len());
+    let mut list = Vec::new();
+    for (path, values) in m {
+        list.clear();
+        for value in values {
+            let d = AllowedDigest::from_hex(&value)
+                .ok_or_else(|| PolicyError::BadDigest { section, path: path.clone(), value: value.clone() })?;
+            list.push(d);
+        }
+        out.set(path.as_bytes(), &list)?;
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]

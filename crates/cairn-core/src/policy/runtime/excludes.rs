@@ -62,7 +62,15 @@ impl Excludes {
     }
 
     /// True when some pattern matches the start of `path`.
+    #[inline]
     pub fn matches(&self, path: &[u8]) -> bool {
+        if self.set.is_none() && self.fancy.is_empty() {
+            return false;
+        }
+        self.matches_some(path)
+    }
+
+    fn matches_some(&self, path: &[u8]) -> bool {
         if self.set.as_ref().is_some_and(|s| s.is_match(path)) {
             return true;
         }
