@@ -1,5 +1,6 @@
 //! `cairn bench …`: benchmarks that print JSON. Targets live here, never in timed tests.
 
+pub mod fleet;
 mod keyrelease;
 mod logs;
 mod quote_material;
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     Eventlog(logs::EventlogBenchArgs),
     /// Time from `cairn node add --payload` to the agent holding the bootstrap key (local cluster on swtpm).
     Keyrelease(keyrelease::KeyReleaseArgs),
+    /// The verifier under a simulated fleet (software TPM identities, genuine quotes, growing IMA
+    /// logs): attestations/s, verifier CPU per attestation, round latency, memory, detection latency.
+    Fleet(fleet::FleetArgs),
 }
 
 impl BenchCommand {
@@ -31,6 +35,7 @@ impl BenchCommand {
             BenchCommand::Ima(a) => a.run(),
             BenchCommand::Eventlog(a) => a.run(),
             BenchCommand::Keyrelease(a) => a.run(),
+            BenchCommand::Fleet(a) => a.run(),
         }
     }
 }
