@@ -327,5 +327,6 @@ async fn metrics(State(s): S) -> impl IntoResponse {
     out.push_str("# HELP cairn_verifier_attestations_passed Passing rounds of the nodes now known.\n");
     out.push_str("# TYPE cairn_verifier_attestations_passed counter\n");
     out.push_str(&format!("cairn_verifier_attestations_passed {attestations}\n"));
+    out.push_str(&s.fleet.rounds.prometheus());
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

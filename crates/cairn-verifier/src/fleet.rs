@@ -36,6 +36,8 @@ pub struct Fleet {
     pub permits: Arc<Semaphore>,
     /// Turns true at shutdown.
     pub stop: watch::Receiver<bool>,
+    /// Rounds run since start (for `/metrics`).
+    pub rounds: crate::rounds::RoundStats,
     nodes: Mutex<HashMap<String, (Arc<Node>, AbortHandle)>>,
     writer: mpsc::Sender<StatusUpdate>,
     revocations: mpsc::UnboundedSender<RevocationRequest>,
@@ -69,6 +71,7 @@ impl Fleet {
             config,
             client_identity,
             stop,
+            rounds: crate::rounds::RoundStats::default(),
             nodes: Mutex::new(HashMap::new()),
             writer,
             revocations,

@@ -22,6 +22,7 @@ pub mod node;
 pub mod openapi;
 pub mod policies;
 pub mod revoke;
+pub mod rounds;
 pub mod serve;
 pub mod spec;
 pub mod state;

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::agent_client::{self, integrity_quote, IntegrityReply, Unreachable};
 use crate::fleet::Fleet;
 use crate::revoke::RevocationRequest;
+use crate::rounds::RoundEnd;
 use crate::spec::NodeSpec;
 use crate::state::NodeState;
 
@@ -268,9 +269,19 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             let kept = node.status.lock().map(|s| s.clone()).unwrap_or_default();
             agent_state = Some(restored_state(p.policy.hash, &kept));
         }
+        let round_started = std::time::Instant::now();
         let outcome = attest(p, &mut agent_state).await;
         let passed = matches!(outcome, Outcome::Pass { .. });
+        let end = match &outcome {
+            Outcome::Pass { .. } => Some(RoundEnd::Pass),
+            Outcome::Fail(_) => Some(RoundEnd::Fail),
+            Outcome::Unreachable(_) => Some(RoundEnd::Unreachable),
+            Outcome::Misconfigured(_) => None,
+        };
         let delay = apply(&fleet, &node, generation, outcome, &agent_state);
+        if let Some(end) = end {
+            fleet.rounds.record(end, round_started.elapsed());
+        }
         if passed {
             release_v(&fleet, &node, p, generation).await;
         }
