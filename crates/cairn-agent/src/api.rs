@@ -11,6 +11,7 @@
 //! | `GET /v{X}/quotes/identity?nonce=` | a quote of PCR 16 (NK bound), with the NK |
 //! | `GET /v{X}/quotes/integrity?nonce=&mask=&partial=&ima_ml_entry=` | a quote of `mask` + 16, with the logs its PCRs need |
 //! | `POST /v{X}/notifications/revocation` | a signed revocation: checked, then local actions run ([`crate::revocation`]) |
+//! | `GET /cairn/v1/ima/changes?known=&timeout_ms=` | push-on-change long poll: `{entries}` once the IMA log differs from `known` ([`crate::changes`]); 404 unless enabled |
 //!
 //! Every answer is a Keylime envelope; every refusal names its reason (see [`crate::error`]).
 //! The router is built by [`app`] and tested in-process; [`crate::server`] puts it behind TLS.
@@ -29,6 +30,7 @@ use cairn_tpm::Ak;
 use serde::Deserialize;
 
 use crate::bootstrap::{self, Bootstrap, UKEY_BODY_LIMIT};
+use crate::changes::{ChangesQuery, ImaWatch};
 use crate::error::AgentError;
 use crate::identity::TpmIdentity;
 use crate::keys::NodeKey;
@@ -64,6 +66,8 @@ pub struct AgentState {
     pub revocation: Revocations,
     /// Bootstrap key halves, K, and where payloads go.
     pub bootstrap: Bootstrap,
+    /// Push-on-change: the IMA log's entry count, watched for a verifier.
+    pub changes: Arc<ImaWatch>,
 }
 
 impl AgentState {
@@ -73,7 +77,9 @@ impl AgentState {
     pub fn new(tpm: TpmOwner, uuid: String, id: &TpmIdentity, nk: Arc<NodeKey>, ima_log: PathBuf, uefi_log: PathBuf) -> AgentState {
         let revocation = Revocations::refusing();
         let bootstrap = Bootstrap::without_payloads();
+        let changes = Arc::new(ImaWatch::new(ima_log.clone(), false));
         AgentState {
+            changes,
             tpm,
             uuid,
             ak: id.ak.clone(),
@@ -90,6 +96,12 @@ impl AgentState {
     /// With this revocation key and actions.
     pub fn with_revocation(self, revocation: Revocations) -> AgentState {
         AgentState { revocation, ..self }
+    }
+
+    /// With push-on-change on or off.
+    pub fn with_push_on_change(self, enabled: bool) -> AgentState {
+        let changes = Arc::new(ImaWatch::new(self.ima_log.clone(), enabled));
+        AgentState { changes, ..self }
     }
 
     /// With this bootstrap state (where payloads go).
@@ -113,6 +125,7 @@ pub fn app(state: Arc<AgentState>) -> Router {
         .route("/{version}/quotes/identity", get(identity_quote))
         .route("/{version}/quotes/integrity", get(integrity_quote))
         .route("/{version}/notifications/revocation", post(revocation::notify))
+        .route("/cairn/v1/ima/changes", get(ima_changes))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -129,6 +142,17 @@ pub(crate) fn check_version(segment: &str) -> Result<ApiVersion, AgentError> {
         Some(v) => Err(AgentError::BadRequest(format!("API version {v} is not supported"))),
         None => Err(AgentError::NotFound(format!("{segment:?} is not an API version (v2.x)"))),
     }
+}
+
+async fn ima_changes(State(s): Shared, q: Result<Query<ChangesQuery>, QueryRejection>) -> Reply<serde_json::Value> {
+    if !s.changes.enabled() {
+        return Err(AgentError::NotFound("push-on-change is off on this agent (push_on_change)".into()));
+    }
+    let Query(q) = q.map_err(|e| AgentError::BadRequest(format!("query string: {e}")))?;
+    let known = q.known.unwrap_or(0);
+    let timeout = std::time::Duration::from_millis(q.timeout_ms.unwrap_or(30_000));
+    let entries = s.changes.wait(known, timeout).await?;
+    Ok(Json(Envelope::ok(serde_json::json!({ "entries": entries }))))
 }
 
 async fn version() -> Json<Envelope<AgentVersion>> {

@@ -69,6 +69,8 @@ pub struct RawConfig {
     pub revocation_cert: Option<PathBuf>,
     /// Directory of revocation actions [default: `<state_dir>/revocation_actions`].
     pub revocation_actions_dir: Option<PathBuf>,
+    /// Serve `/cairn/v1/ima/changes` so a verifier attests at once when the IMA log grows.
+    pub push_on_change: Option<bool>,
 }
 
 impl RawConfig {
@@ -98,6 +100,7 @@ impl RawConfig {
             client_ca: self.client_ca.or(base.client_ca),
             revocation_cert: self.revocation_cert.or(base.revocation_cert),
             revocation_actions_dir: self.revocation_actions_dir.or(base.revocation_actions_dir),
+            push_on_change: self.push_on_change.or(base.push_on_change),
         }
     }
 
@@ -154,6 +157,7 @@ impl RawConfig {
             client_ca: self.client_ca,
             revocation_cert: self.revocation_cert,
             revocation_actions_dir,
+            push_on_change: self.push_on_change.unwrap_or(false),
         })
     }
 }
@@ -210,6 +214,8 @@ pub struct AgentConfig {
     pub revocation_cert: Option<PathBuf>,
     /// Where revocation actions are (the directory may be absent: no actions).
     pub revocation_actions_dir: PathBuf,
+    /// Whether a verifier may long-poll for IMA log growth (push-on-change).
+    pub push_on_change: bool,
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@
 pub mod actions;
 pub mod api;
 pub mod bootstrap;
+pub mod changes;
 pub mod config;
 mod error;
 pub mod identity;
@@ -116,6 +117,7 @@ impl Agent {
         let addr = listener.local_addr().map_err(AgentError::io(config.listen.to_string()))?;
         let state = api::AgentState::new(tpm.clone(), uuid.clone(), &identity, nk.clone(), config.ima_log.clone(), config.uefi_log.clone())
             .with_revocation(revocations)
+            .with_push_on_change(config.push_on_change)
             .with_bootstrap(bootstrap::Bootstrap::new(PayloadStore::new(payload.clone(), MountPolicy::Try)));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, tls, api::app(Arc::new(state)), async {

@@ -32,6 +32,10 @@ pub struct Shared {
     pub started: Instant,
     /// Unix seconds of that moment (the agents' boot time).
     pub boottime: u64,
+    /// Agents offer push-on-change (`/cairn/v1/ima/changes`; 404 when false).
+    pub push_offered: bool,
+    /// Pushes are answered now (a bench can hold them back to measure detection without push).
+    pub push_active: std::sync::atomic::AtomicBool,
 }
 
 /// One agent.
@@ -44,6 +48,8 @@ pub struct SimAgent {
     pub log: Mutex<AgentLog>,
     /// Quotes served.
     pub quotes: std::sync::atomic::AtomicU64,
+    /// Signalled whenever the log changes.
+    pub changed: tokio::sync::Notify,
     shared: Arc<Shared>,
     clock_offset: u64,
 }
@@ -60,7 +66,15 @@ pub(crate) type Reply = (u16, String);
 impl SimAgent {
     /// An agent whose log starts with `initial` shared entries.
     pub fn new(uuid: String, identity: Identity, shared: Arc<Shared>, initial: usize, clock_offset: u64) -> SimAgent {
-        SimAgent { uuid, identity, log: Mutex::new(AgentLog::new(initial)), quotes: Default::default(), shared, clock_offset }
+        SimAgent {
+            uuid,
+            identity,
+            log: Mutex::new(AgentLog::new(initial)),
+            quotes: Default::default(),
+            changed: tokio::sync::Notify::new(),
+            shared,
+            clock_offset,
+        }
     }
 
     /// The shared parts.
@@ -82,6 +96,36 @@ impl SimAgent {
         match rest {
             "quotes/integrity" => self.integrity(query.unwrap_or_default()),
             _ => error(404, "not found"),
+        }
+    }
+
+    /// The push-on-change long poll: answers once the log's length differs from `known` (while
+    /// pushes are active), or at the timeout with the length unchanged.
+    pub async fn changes(&self, query: Option<&str>) -> Reply {
+        if !self.shared.push_offered {
+            return error(404, "push-on-change is off");
+        }
+        let (mut known, mut timeout_ms) = (0usize, 30_000u64);
+        for kv in query.unwrap_or_default().split('&') {
+            match kv.split_once('=') {
+                Some(("known", v)) => known = v.parse().unwrap_or(0),
+                Some(("timeout_ms", v)) => timeout_ms = v.parse().unwrap_or(30_000).min(60_000),
+                _ => {}
+            }
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let len = self.log.lock().map(|l| l.len()).unwrap_or(known);
+            if len != known && self.shared.push_active.load(std::sync::atomic::Ordering::Acquire) {
+                return ok(&serde_json::json!({ "entries": len }));
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => return ok(&serde_json::json!({ "entries": known })),
+            }
         }
     }
 

@@ -54,6 +54,8 @@ pub struct SimConfig {
     pub client_ca_pem: Vec<u8>,
     /// Loopback network the agents listen in: agent i gets 127.<net>.<i/250>.<i%250+1>.
     pub loopback_net: u8,
+    /// Agents offer push-on-change (a verifier long-polls them and attests at once on growth).
+    pub push_on_change: bool,
 }
 
 /// A running simulated fleet.
@@ -102,7 +104,15 @@ impl SimFleet {
         let der = nk.public_key().as_der().map_err(SimError::keys)?;
         let nk_pem = pem("PUBLIC KEY", der.as_ref());
         let pcr16 = BANK.extend(&BANK.zero(), BANK.hash(nk_pem.as_bytes()).as_bytes());
-        let shared = Arc::new(agent::Shared { universe, nk_pem, pcr16, started: Instant::now(), boottime: unix_now() });
+        let shared = Arc::new(agent::Shared {
+            universe,
+            nk_pem,
+            pcr16,
+            started: Instant::now(),
+            boottime: unix_now(),
+            push_offered: c.push_on_change,
+            push_active: std::sync::atomic::AtomicBool::new(true),
+        });
         let pool = identity::RsaPool::new(if c.sign == SignAlg::Rsa2048 { 16.min(c.agents) } else { 0 })?;
         let clients = server::client_verifier(&c.client_ca_pem)?;
         let (stop, stop_rx) = watch::channel(false);
@@ -173,7 +183,20 @@ impl SimFleet {
         let mut log = agent.log.lock().map_err(|_| SimError::Keys("log lock poisoned".into()))?;
         let path = format!("/tmp/cairn-bench/unknown-{tag}");
         log.measure_unknown(&agent.shared().universe, &path, tag.as_bytes())?;
-        Ok(Instant::now())
+        drop(log);
+        let at = Instant::now();
+        agent.changed.notify_waiters();
+        Ok(at)
+    }
+
+    /// Holds pushes back (false) or answers them (true); only matters with push-on-change offered.
+    pub fn set_push_active(&self, active: bool) {
+        if let Some(a) = self.agents.first() {
+            a.shared().push_active.store(active, std::sync::atomic::Ordering::Release);
+        }
+        for a in &self.agents {
+            a.changed.notify_waiters();
+        }
     }
 
     /// The runtime policy (Keylime JSON) that allows every shared entry.
@@ -214,8 +237,16 @@ async fn grow_logs(agents: Vec<Arc<SimAgent>>, per_second: f64, mut stop: watch:
             () = stopped(&mut stop) => return,
         }
         for a in &agents {
-            if let Ok(mut log) = a.log.lock() {
-                log.grow(&a.shared().universe, per_second * tick.as_secs_f64());
+            let grew = match a.log.lock() {
+                Ok(mut log) => {
+                    let before = log.len();
+                    log.grow(&a.shared().universe, per_second * tick.as_secs_f64());
+                    log.len() != before
+                }
+                Err(_) => false,
+            };
+            if grew {
+                a.changed.notify_waiters();
             }
         }
     }

@@ -79,7 +79,11 @@ pub(crate) async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, agent: 
                 let agent = agent.clone();
                 async move {
                     // Signing is short (tens of µs for ECDSA): done inline on the runtime.
-                    let (code, body) = agent.handle(req.uri().path(), req.uri().query());
+                    let (code, body) = if req.uri().path() == "/cairn/v1/ima/changes" {
+                        agent.changes(req.uri().query()).await
+                    } else {
+                        agent.handle(req.uri().path(), req.uri().query())
+                    };
                     let mut resp = Response::new(Full::new(Bytes::from(body)));
                     *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
                     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));

@@ -63,6 +63,8 @@ pub struct VerifierConfig {
     pub notify_agents: bool,
     /// Largest request body accepted, in bytes (runtime policies can be large).
     pub max_body_bytes: usize,
+    /// Long-poll agents that offer push-on-change and attest them as soon as their IMA log grows.
+    pub push_on_change: bool,
 }
 
 impl Default for VerifierConfig {
@@ -90,6 +92,7 @@ impl Default for VerifierConfig {
             delivery_attempts: 5,
             notify_agents: true,
             max_body_bytes: 64 << 20,
+            push_on_change: true,
         }
     }
 }

@@ -98,7 +98,14 @@ impl Fleet {
     }
 
     fn spawn(self: &Arc<Self>, id: String, spec: NodeSpec, status: NodeStatus) -> Result<Arc<Node>, VerifierError> {
-        let node = Arc::new(Node { id: id.clone(), spec: RwLock::new(spec), status: Mutex::new(status), wake: Notify::new() });
+        let node = Arc::new(Node {
+            id: id.clone(),
+            spec: RwLock::new(spec),
+            status: Mutex::new(status),
+            wake: Notify::new(),
+            early: std::sync::atomic::AtomicBool::new(false),
+            known_entries: AtomicU64::new(0),
+        });
         let task = tokio::spawn(node::run(self.clone(), node.clone()));
         let old = self.nodes.lock().map_err(|_| poisoned())?.insert(id, (node.clone(), task.abort_handle()));
         if let Some((_, h)) = old {

@@ -26,6 +26,7 @@ pub mod rounds;
 pub mod serve;
 pub mod spec;
 pub mod state;
+pub mod watch;
 pub mod writer;
 
 pub use config::VerifierConfig;

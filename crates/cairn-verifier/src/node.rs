@@ -40,6 +40,10 @@ pub struct Node {
     pub status: Mutex<NodeStatus>,
     /// Wakes the task (reactivate, spec change, shutdown).
     pub wake: Notify,
+    /// The agent pushed a change: run the next round now (the kept IMA state stays).
+    pub early: std::sync::atomic::AtomicBool,
+    /// IMA entries judged so far (what the push-on-change watcher asks about).
+    pub known_entries: std::sync::atomic::AtomicU64,
 }
 
 /// A node's status between rounds.
@@ -158,6 +162,7 @@ struct Prepared {
     policy: AgentPolicy,
     mask: u32,
     base: String,
+    root: String,
     http: reqwest::Client,
 }
 
@@ -192,8 +197,27 @@ fn prepare(fleet: &Fleet, node: &Node, generation: u64, epoch: u64) -> Result<Pr
         policy,
         mask: spec.mask().map_err(|e| e.to_string())?,
         base: format!("https://{host}:{}/v{}", spec.port, spec.api_version),
+        root: format!("https://{host}:{}", spec.port),
         http,
     })
+}
+
+/// The node's push-on-change watcher, aborted when replaced or when the node's task ends.
+#[derive(Default)]
+struct WatcherGuard(Option<tokio::task::AbortHandle>);
+
+impl WatcherGuard {
+    fn replace(&mut self, next: Option<tokio::task::AbortHandle>) {
+        if let Some(old) = std::mem::replace(&mut self.0, next) {
+            old.abort();
+        }
+    }
+}
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.replace(None);
+    }
 }
 
 /// What one round came to.
@@ -212,6 +236,7 @@ enum Outcome {
 pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
     let mut stop = fleet.stop.clone();
     let mut prepared: Option<Prepared> = None;
+    let mut watcher = WatcherGuard::default();
     let mut agent_state: Option<AgentState> = None;
     let mut next = Instant::now();
     loop {
@@ -227,6 +252,9 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             if due_now {
                 next = Instant::now();
                 agent_state = None; // reactivated or restarted: replay from the first entry
+            }
+            if node.early.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                next = Instant::now();
             }
             if polled && Instant::now() >= next {
                 break;
@@ -254,8 +282,15 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             prepared = None;
         }
         if prepared.is_none() {
+            watcher.replace(None);
             match prepare(&fleet, &node, generation, epoch) {
-                Ok(p) => prepared = Some(p),
+                Ok(p) => {
+                    if fleet.config.push_on_change && p.mask & (1 << 10) != 0 {
+                        let (f, n, http, root) = (fleet.clone(), node.clone(), p.http.clone(), p.root.clone());
+                        watcher.replace(Some(tokio::spawn(crate::watch::watch(f, n, http, root)).abort_handle()));
+                    }
+                    prepared = Some(p);
+                }
                 Err(why) => {
                     drop(permit);
                     let delay = apply(&fleet, &node, generation, Outcome::Misconfigured(why), &agent_state);
@@ -283,6 +318,9 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             fleet.rounds.record(end, round_started.elapsed());
         }
         if passed {
+            if let Some(s) = agent_state.as_ref() {
+                node.known_entries.store(s.ima.replay.next_entry(), std::sync::atomic::Ordering::Release);
+            }
             release_v(&fleet, &node, p, generation).await;
         }
         drop(permit);

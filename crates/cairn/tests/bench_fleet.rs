@@ -64,6 +64,7 @@ async fn a_registrar_without_the_bench_ca_refuses_simulated_agents() {
         duration: Duration::from_secs(10),
         client_ca_pem: std::fs::read(rc.auto_tls_dir().join("ca-cert.pem")).unwrap(),
         loopback_net: 78,
+        push_on_change: false,
     };
     let sim = SimFleet::start(&config, BenchCa::generate().unwrap(), &|_| {}).await.unwrap();
     let err = sim.enrol_all(&format!("http://{http}"), 2, &|_| {}).await.unwrap_err().to_string();

@@ -29,6 +29,7 @@ CONFIGURATION FILE (--config, TOML; every key optional, flags and environment wi
     client_ca = \"/etc/cairn/verifier-ca.pem\"
     revocation_cert = \"/etc/cairn/revocation.crt\"
     revocation_actions_dir = \"/var/lib/cairn/agent/revocation_actions\"
+    push_on_change = false
 
 STATE DIRECTORY (created 0700): nk.der (node key, PKCS#8, 0600), mtls.key (0600), mtls.crt,
 ak.pub and ek.pub (TPM2B_PUBLIC), uuid (when generated), revocation_actions/ (the default
@@ -55,7 +56,12 @@ after the other in name order, each with:
     cwd     the actions directory
 An action still running after 30 s is killed with its process group; exit status and the tail
 of stdout/stderr are logged. The directory may be absent (no actions); it is read at every
-notification. Actions run with the agent's rights: let no one else write to the directory.";
+notification. Actions run with the agent's rights: let no one else write to the directory.
+
+PUSH-ON-CHANGE: with push_on_change, GET /cairn/v1/ima/changes?known=N&timeout_ms=T (same mutual
+TLS as quotes) answers {\"entries\": M} as soon as the IMA log's complete entries M differ from N,
+or after T ms (at most 60 s). A Cairn verifier keeps one such request open per agent and attests
+the node at once when it returns; the round it triggers is an ordinary, fully checked round.";
 
 /// Run the Keylime-compatible agent: enrol at a registrar, serve quotes over mutual TLS.
 #[derive(Args)]
@@ -124,6 +130,10 @@ pub struct AgentArgs {
     /// below) [default: <state_dir>/revocation_actions; may be absent].
     #[arg(long, env = "CAIRN_AGENT_REVOCATION_ACTIONS_DIR", value_name = "DIR")]
     revocation_actions_dir: Option<PathBuf>,
+    /// Push-on-change: let a verifier long-poll `/cairn/v1/ima/changes` and attest this node the
+    /// moment its IMA log grows, instead of at its next interval (see PUSH-ON-CHANGE below).
+    #[arg(long, env = "CAIRN_AGENT_PUSH_ON_CHANGE")]
+    push_on_change: bool,
     /// Log filter (tracing syntax), e.g. `info`, `cairn_agent=debug`.
     #[arg(long, env = "CAIRN_LOG", value_name = "FILTER", default_value = "info,tss_esapi=warn")]
     log: String,
@@ -155,6 +165,7 @@ impl AgentArgs {
             client_ca: self.client_ca,
             revocation_cert: self.revocation_cert,
             revocation_actions_dir: self.revocation_actions_dir,
+            push_on_change: self.push_on_change.then_some(true),
         };
         let config = flags.over(file).validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

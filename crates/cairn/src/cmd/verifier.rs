@@ -37,6 +37,7 @@ Configuration file example (all keys optional; shown with their defaults):
     delivery_attempts = 5
     notify_agents = true           # POST signed revocations to every other agent
     max_body_bytes = 67108864
+    push_on_change = true          # long-poll agents that offer it; attest at once when IMA grows
 
 Running it for real hosts: give the verifier the registrar's CA-signed client certificate (or
 its own CA), make agents trust that CA (agent `client_ca`), give agents the revocation public key

@@ -53,6 +53,10 @@ pub struct FleetArgs {
     /// Unknown files measured during the window (each on another agent), for detection latency.
     #[arg(long, default_value_t = 5)]
     pub injections: usize,
+    /// Simulated agents offer push-on-change: after the window (measured with pushes held back),
+    /// as many injections again are made with pushes answered, for detection latency with push.
+    #[arg(long)]
+    pub push: bool,
     /// The verifier's bound on rounds in flight.
     #[arg(long, default_value_t = 512)]
     pub max_in_flight: usize,
@@ -137,6 +141,7 @@ async fn run(args: &FleetArgs) -> anyhow::Result<Report> {
         duration: Duration::from_secs_f64(args.duration + args.interval * 4.0 + 600.0),
         client_ca_pem: std::fs::read(tls_dir.join("ca-cert.pem")).context("the registrar's local CA")?,
         loopback_net: 77,
+        push_on_change: args.push,
     };
     let sim = SimFleet::start(&sim_config, ca, &progress).await?;
     let verifier = VerifierProcess::start(&VerifierSetup {
@@ -193,7 +198,10 @@ async fn measure(
     let window = Duration::from_secs_f64(args.duration);
     let interval = Duration::from_secs_f64(args.interval);
     let injections = args.injections.min(args.agents);
-    let victims = pick_distinct(args.agents, injections);
+    let push_injections = if args.push { injections.min(args.agents - injections) } else { 0 };
+    let victims = pick_distinct(args.agents, injections + push_injections);
+    // The window measures the interval-driven verifier: pushes are held back until after it.
+    sim.set_push_active(false);
     let mut schedule: Vec<Duration> = (0..injections)
         .map(|k| window.mul_f64((k as f64 + 0.25 + 0.5 * unit_random()) / injections.max(1) as f64))
         .collect();
@@ -243,10 +251,31 @@ async fn measure(
     while injected.iter().any(|(id, _)| received.at(id).is_none()) && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let detections = injected
-        .iter()
-        .map(|(id, at)| Detection { agent: id.clone(), ms: received.at(id).map(|r| r.saturating_duration_since(*at).as_secs_f64() * 1000.0) })
-        .collect();
+    let detected = |list: &[(String, Instant)]| -> Vec<Detection> {
+        list.iter()
+            .map(|(id, at)| Detection { agent: id.clone(), ms: received.at(id).map(|r| r.saturating_duration_since(*at).as_secs_f64() * 1000.0) })
+            .collect()
+    };
+    let detections = detected(&injected);
+
+    // With push-on-change: the same again, pushes answered.
+    let mut pushed = Vec::new();
+    if push_injections > 0 {
+        sim.set_push_active(true);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (k, &victim) in victims.iter().skip(injections).enumerate() {
+            let when = sim.inject_unknown(victim, &format!("push-{k}-{}", cairn_sim::unix_now()))?;
+            let id = cairn_sim::uuid_for(victim);
+            let until = Instant::now() + interval * 3 + Duration::from_secs(10);
+            while received.at(&id).is_none() && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            pushed.push((id, when));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        progress(format!("{} injections with push-on-change", pushed.len()));
+    }
+    let push_detections = args.push.then(|| detected(&pushed));
     let attestations = m1.judged_rounds() - m0.judged_rounds();
     Ok(Report {
         agents: args.agents,
@@ -263,6 +292,7 @@ async fn measure(
         unreachable_rounds: m1.get("cairn_verifier_rounds_total{outcome=\"unreachable\"}") - m0.get("cairn_verifier_rounds_total{outcome=\"unreachable\"}"),
         window_coverage: coverage,
         detections,
+        push_detections,
         store_bytes: 0,
     })
 }

@@ -38,10 +38,18 @@ pub struct Report {
     pub unreachable_rounds: f64,
     /// Per interval window: the share of agents quoted in it.
     pub window_coverage: Vec<f64>,
-    /// Injections.
+    /// Injections in the window (attested on the interval).
     pub detections: Vec<Detection>,
+    /// Injections after the window with push-on-change answered (None: not offered).
+    pub push_detections: Option<Vec<Detection>>,
     /// Verifier database bytes at the end.
     pub store_bytes: u64,
+}
+
+fn sorted_ms(d: &[Detection]) -> Vec<f64> {
+    let mut v: Vec<f64> = d.iter().filter_map(|d| d.ms).collect();
+    v.sort_by(f64::total_cmp);
+    v
 }
 
 /// The `q` quantile of sorted `v` (nearest rank).
@@ -67,9 +75,7 @@ impl Report {
     }
 
     fn detection_ms(&self) -> Vec<f64> {
-        let mut v: Vec<f64> = self.detections.iter().filter_map(|d| d.ms).collect();
-        v.sort_by(f64::total_cmp);
-        v
+        sorted_ms(&self.detections)
     }
 
     /// The smallest share of agents attested in any interval window.
@@ -105,6 +111,11 @@ impl Report {
             "detection_latency_ms": { "p50": quantile(&det, 0.5), "p99": quantile(&det, 0.99),
                                       "injected": self.detections.len(), "detected": det.len() },
             "detections": self.detections.iter().map(|d| serde_json::json!({"agent": d.agent, "ms": d.ms})).collect::<Vec<_>>(),
+            "push_on_change": self.push_detections.is_some(),
+            "detection_latency_push_ms": self.push_detections.as_ref().map(|p| {
+                let v = sorted_ms(p);
+                serde_json::json!({ "p50": quantile(&v, 0.5), "p99": quantile(&v, 0.99), "injected": p.len(), "detected": v.len() })
+            }),
         })
     }
 
@@ -120,7 +131,7 @@ impl Report {
              min interval coverage     {}\n\
              verifier RSS              {:.1} MiB ({} bytes/agent)\n\
              store size                {:.1} MiB\n\
-             detection p50 / p99       {} / {} ({} of {} detected)",
+             detection p50 / p99       {} / {} ({} of {} detected){}",
             self.agents,
             self.interval_s,
             self.sign,
@@ -139,6 +150,10 @@ impl Report {
             f(quantile(&det, 0.99), "ms"),
             det.len(),
             self.detections.len(),
+            self.push_detections.as_ref().map(|p| {
+                let v = sorted_ms(p);
+                format!("\nwith push-on-change       {} / {} ({} of {} detected)", f(quantile(&v, 0.5), "ms"), f(quantile(&v, 0.99), "ms"), v.len(), p.len())
+            }).unwrap_or_default(),
         )
     }
 }
