@@ -79,6 +79,7 @@ impl VerifierArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let config = self.config()?;
         init_logging();
+        raise_open_files();
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
         runtime.block_on(serve(config))?;
         Ok(ExitCode::SUCCESS)
@@ -127,4 +128,16 @@ async fn serve(config: VerifierConfig) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     verifier.serve(shutdown_signal()).await.context("serving")?;
     Ok(())
+}
+
+/// Every attested node holds a kept-alive connection (two with push-on-change): the soft limit on
+/// open files is raised to the hard one, as servers of many connections do.
+fn raise_open_files() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    if let (Some(soft), Some(hard)) = (now.current, now.maximum) {
+        if soft < hard && setrlimit(Resource::Nofile, Rlimit { current: Some(hard), maximum: Some(hard) }).is_ok() {
+            tracing::info!(from = soft, to = hard, "open files limit raised");
+        }
+    }
 }

@@ -126,9 +126,14 @@ impl Fleet {
     }
 
     pub fn start_verifier(&mut self, port: u16) {
+        self.start_verifier_every(port, 300);
+    }
+
+    /// A verifier attesting each node every `interval_ms`.
+    pub fn start_verifier_every(&mut self, port: u16, interval_ms: u64) {
         let mut v = Proc::spawn({
             let mut c = cairn();
-            c.args(["verifier", "--port", &port.to_string(), "--quote-interval-ms", "300", "--state-dir"])
+            c.args(["verifier", "--port", &port.to_string(), "--quote-interval-ms", &interval_ms.to_string(), "--state-dir"])
                 .arg(self.dir.join("verifier"))
                 .arg("--tls-dir")
                 .arg(self.tls_dir());
@@ -178,10 +183,17 @@ pub struct AgentNode {
     pub port: u16,
     pub proc: Option<Proc>,
     pub uuid: String,
+    /// More `cairn agent` arguments.
+    pub extra: Vec<String>,
 }
 
 impl AgentNode {
     pub fn start(dir: &Path, ca: &SwtpmCa, registrar_http: &str) -> AgentNode {
+        AgentNode::start_with(dir, ca, registrar_http, &[])
+    }
+
+    /// As `start`, with more `cairn agent` arguments.
+    pub fn start_with(dir: &Path, ca: &SwtpmCa, registrar_http: &str, extra: &[&str]) -> AgentNode {
         std::fs::create_dir_all(dir).unwrap();
         let swtpm = Swtpm::start(&dir.join("tpm"), SwtpmOptions { with_ek_certs: Some(ca), port: None }).unwrap();
         let ima = dir.join("ima");
@@ -194,6 +206,7 @@ impl AgentNode {
             port: free_port(),
             proc: None,
             uuid: String::new(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         n.run(registrar_http);
         n
@@ -207,7 +220,8 @@ impl AgentNode {
                 .arg(&self.state)
                 .arg("--ima-log")
                 .arg(&self.ima)
-                .args(["--uefi-log", "/nonexistent"]);
+                .args(["--uefi-log", "/nonexistent"])
+                .args(&self.extra);
             c
         });
         let stdout = p.child.stdout.take().unwrap();

@@ -318,14 +318,22 @@ fn unit_random() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Two sockets per agent (its listener and the verifier's connection) plus slack; the verifier
-/// process inherits the limit.
+/// Per agent: its listener and, with push-on-change, two connections on each side (quote and long
+/// poll) — in this process and in the verifier, which inherits the limit. Raised to what is needed
+/// (the hard limit too when running as root), else as far as the hard limit allows.
 fn raise_fd_limit(agents: usize) {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let want = u64::try_from(agents).unwrap_or(u64::MAX).saturating_mul(2).saturating_add(4096);
+    let want = u64::try_from(agents).unwrap_or(u64::MAX).saturating_mul(4).saturating_add(8192);
     let now = getrlimit(Resource::Nofile);
+    if now.current.is_none_or(|soft| soft >= want) {
+        return;
+    }
     let hard = now.maximum.unwrap_or(u64::MAX);
-    if now.current.is_some_and(|soft| soft < want) {
-        let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(want.min(hard)), maximum: now.maximum });
+    if hard < want && setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: Some(want) }).is_ok() {
+        return;
+    }
+    let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(want.min(hard)), maximum: now.maximum });
+    if hard < want {
+        progress(format!("open files limited to {hard} (want {want}): raise it (ulimit -Hn) for {agents} agents"));
     }
 }
