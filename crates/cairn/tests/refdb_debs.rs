@@ -214,6 +214,27 @@ fn build_and_lookup_give_every_file_of_every_package() {
 }
 
 #[test]
+fn repacked_with_zstd_and_gzip_the_same_package_gives_the_same_files() {
+    let (dir, pkgs) = download();
+    let p = &pkgs[1];
+    let tree = dir.path().join("tree");
+    run(Command::new("dpkg-deb").args(["-R", s(&p.deb), s(&tree)]), "dpkg-deb -R");
+    for z in ["zstd", "gzip", "none"] {
+        let deb = dir.path().join(format!("{}-{z}.deb", p.name));
+        run(Command::new("dpkg-deb").args([&format!("-Z{z}"), "-b", s(&tree), s(&deb)]), "dpkg-deb -b");
+        let db = dir.path().join(format!("{z}.sqlite"));
+        ok(&cairn(&["refdb", "build", "--deb", s(&deb), "--out", s(&db), "--sm3"]), "refdb build");
+        for (path, sha256, sha1) in &p.files {
+            let expect = format!("{} {} {path}", p.name, p.version);
+            for d in [sha256.clone(), format!("sha1:{sha1}")] {
+                let got = ok(&cairn(&["refdb", "lookup", &d, "--db", s(&db)]), "lookup");
+                assert!(got.lines().any(|l| l == expect), "{z}: {path}: {got:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn levels_follow_a_json_feed_over_real_packages() {
     let (dir, pkgs) = download();
     let db = build(dir.path(), &pkgs);

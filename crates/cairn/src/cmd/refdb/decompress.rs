@@ -13,7 +13,7 @@ pub enum Compression {
     None,
     /// gzip (possibly several members).
     Gzip,
-    /// xz.
+    /// xz (possibly several streams).
     Xz,
     /// zstd (possibly several frames).
     Zstd,
@@ -51,15 +51,8 @@ impl Compression {
         match self {
             Compression::None => io::copy(&mut { input }, out),
             Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(input), out),
-            Compression::Xz => {
-                let mut counted = Counting { inner: out, n: 0 };
-                lzma_rs::xz_decompress(&mut BufReader::new(input), &mut counted)
-                    .map_err(|e| match e {
-                        lzma_rs::error::Error::IoError(e) => e,
-                        other => invalid(format!("xz: {other}")),
-                    })?;
-                Ok(counted.n)
-            }
+            // Several concatenated streams are allowed, as xz(1) allows them.
+            Compression::Xz => io::copy(&mut lzma_rust2::XzReader::new(input, true), out),
             Compression::Zstd => {
                 let mut src = BufReader::new(input);
                 let mut total = 0;
@@ -78,22 +71,6 @@ impl Compression {
         let mut out = Vec::new();
         self.decode(input, &mut out)?;
         Ok(out)
-    }
-}
-
-struct Counting<'w, W> {
-    inner: &'w mut W,
-    n: u64,
-}
-
-impl<W: Write> Write for Counting<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -197,5 +174,14 @@ mod tests {
             let mut out = Vec::new();
             assert!(pipe(s, Compression::Gzip, bad).read_to_end(&mut out).is_err());
         });
+    }
+
+    #[test]
+    fn zstd_streams_of_several_frames() {
+        let (a, b) = (vec![1u8; 100_000], b"second frame".to_vec());
+        let mut z = ruzstd::encoding::compress_to_vec(a.as_slice(), ruzstd::encoding::CompressionLevel::Fastest);
+        z.extend(ruzstd::encoding::compress_to_vec(b.as_slice(), ruzstd::encoding::CompressionLevel::Fastest));
+        assert_eq!(Compression::sniff(&z), Compression::Zstd);
+        assert_eq!(Compression::Zstd.decode_all(&z).unwrap(), [a, b].concat());
     }
 }
