@@ -33,7 +33,7 @@ pub enum RefdbCommand {
 /// Feed commands.
 #[derive(Subcommand)]
 pub enum FeedCommand {
-    /// Import a JSON feed or a Debian Packages index (plain, .gz, .xz or .zst).
+    /// Import JSON feeds or Debian Packages indexes (plain, .gz, .xz or .zst).
     Import(feed::ImportArgs),
 }
 
