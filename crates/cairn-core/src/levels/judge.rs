@@ -247,7 +247,7 @@ where
     }
     let mut verdicts: HashMap<&MeasuredDigest, DigestVerdict> = HashMap::new();
     let mut feeds: HashMap<String, Option<PackageUpdates>> = HashMap::new();
-    // (package, installed) → (status, paths), in first-seen order for stable reports.
+    // (package, installed) → (status, paths measured), sorted by package for stable reports.
     let mut packages: BTreeMap<(String, String), (UpdateStatus, Vec<String>)> = BTreeMap::new();
     let mut unknown = Vec::new();
     for m in measured {
