@@ -21,6 +21,7 @@ pub mod ekcert;
 pub mod error;
 pub mod eventlog;
 pub mod ima;
+pub mod levels;
 pub mod pcr;
 pub mod policy;
 pub mod quote;

@@ -51,6 +51,12 @@ pub enum StoreError {
         /// What is wrong.
         what: &'static str,
     },
+    /// A reference-database row does not have the shape written.
+    #[error("reference database: {what}")]
+    CorruptReference {
+        /// What is wrong, naming the row.
+        what: String,
+    },
     /// Another thread panicked while holding the connection.
     #[error("the database connection is unusable after a panic")]
     Poisoned,

@@ -6,6 +6,9 @@
 //! binary and applied in order on open (`PRAGMA user_version` records how far a file got).
 //! PostgreSQL, for verifier pools, is meant to be a second impl of the same traits.
 //!
+//! A reference database ([`RefDb`]: digest → package file, and the update feed) is a file of its
+//! own with its own migrations, built offline by `cairn refdb` and read when computing levels.
+//!
 //! Invariants a backend must keep are stated on the trait methods; the important one is that
 //! every method is atomic: a failed or refused call leaves nothing half-written.
 //!
@@ -24,12 +27,14 @@
 
 mod error;
 mod migrate;
+mod refdb;
 mod registrar;
 mod sqlite;
 mod sqlite_verifier;
 mod verifier;
 
 pub use error::StoreError;
+pub use refdb::{RefDb, RefDbStats, RefFile, RefPackage};
 pub use registrar::{NewRegistration, Registration, RegistrarStore, Saved};
 pub use sqlite::SqliteStore;
 pub use verifier::{

@@ -9,22 +9,25 @@ use rusqlite::Connection;
 
 use crate::error::StoreError;
 
-/// SQLite schema migrations, oldest first.
-const MIGRATIONS: &[&str] = &[
+/// SQLite schema migrations of the service store, oldest first.
+pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_registrar.sql"),
     include_str!("../migrations/sqlite/0002_verifier.sql"),
 ];
 
-/// Brings `conn` to the newest schema; returns the version it is at.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
+/// SQLite schema migrations of a reference database (its own file), oldest first.
+pub(crate) const REFDB_MIGRATIONS: &[&str] = &[include_str!("../migrations/refdb/0001_refdb.sql")];
+
+/// Brings `conn` to the newest schema of `MIGRATIONS`; returns the version it is at.
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<usize, StoreError> {
     let found: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(StoreError::query("reading the schema version"))?;
     let applied = usize::try_from(found).unwrap_or(usize::MAX);
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::SchemaTooNew { found, known: MIGRATIONS.len() });
+    if applied > migrations.len() {
+        return Err(StoreError::SchemaTooNew { found, known: migrations.len() });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+    for (i, sql) in migrations.iter().enumerate().skip(applied) {
         let version = i + 1;
         let err = |source| StoreError::Migration { version, source };
         let tx = conn.transaction().map_err(err)?;
@@ -32,7 +35,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
         tx.pragma_update(None, "user_version", version as i64).map_err(err)?;
         tx.commit().map_err(err)?;
     }
-    Ok(MIGRATIONS.len())
+    Ok(migrations.len())
 }
 
 #[cfg(test)]
@@ -42,11 +45,13 @@ mod tests {
 
     #[test]
     fn migrates_once_and_refuses_newer_files() {
-        let mut c = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut c).unwrap(), MIGRATIONS.len());
-        // Idempotent: a second open applies nothing (the CREATE TABLE would fail otherwise).
-        assert_eq!(migrate(&mut c).unwrap(), MIGRATIONS.len());
-        c.pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(migrate(&mut c), Err(StoreError::SchemaTooNew { found: 99, .. })));
+        for m in [MIGRATIONS, REFDB_MIGRATIONS] {
+            let mut c = Connection::open_in_memory().unwrap();
+            assert_eq!(migrate(&mut c, m).unwrap(), m.len());
+            // Idempotent: a second open applies nothing (the CREATE TABLE would fail otherwise).
+            assert_eq!(migrate(&mut c, m).unwrap(), m.len());
+            c.pragma_update(None, "user_version", 99).unwrap();
+            assert!(matches!(migrate(&mut c, m), Err(StoreError::SchemaTooNew { found: 99, .. })));
+        }
     }
 }

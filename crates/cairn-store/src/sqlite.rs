@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::StoreError;
-use crate::migrate::migrate;
+use crate::migrate::{migrate, MIGRATIONS};
 use crate::registrar::{NewRegistration, Registration, RegistrarStore, Saved};
 
 /// How long a write waits for another process holding the file's lock.
@@ -34,7 +34,7 @@ impl SqliteStore {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, MIGRATIONS)?;
         Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 

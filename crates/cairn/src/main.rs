@@ -47,6 +47,9 @@ enum Command {
     Verifier(cmd::verifier::VerifierArgs),
     /// Tenant commands: add nodes to the verifier, read their status, reactivate, delete.
     Node(cmd::node::NodeArgs),
+    /// Reference databases (digest → package file) and update feeds, for integrity levels.
+    #[command(subcommand)]
+    Refdb(cmd::refdb::RefdbCommand),
     /// Trusted VM launch: encrypt a VM image whose secret only an attested host receives; open it there.
     #[command(subcommand)]
     Image(cmd::image::ImageCommand),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Verifier(a) => a.run(),
         Command::Node(a) => a.run(),
         Command::Image(c) => c.run(),
+        Command::Refdb(c) => c.run(),
     };
     match result {
         Ok(code) => code,

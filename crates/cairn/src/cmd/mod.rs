@@ -12,6 +12,7 @@ pub mod payload_zip;
 pub mod policy;
 pub mod qemu_img;
 pub mod quote;
+pub mod refdb;
 pub mod registrar;
 pub mod tpm;
 pub mod verifier;
