@@ -85,6 +85,17 @@ fn universe_size(c: &SimConfig) -> usize {
     c.initial_entries.max(1) + growth
 }
 
+/// The agent index a loopback address belongs to (the inverse of [`loopback_addr`]).
+pub fn agent_index(net: u8, ip: IpAddr) -> Option<usize> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, hi, lo] = v4.octets();
+            (a == 127 && b == net && (1..=250).contains(&lo)).then(|| usize::from(hi) * 250 + usize::from(lo) - 1)
+        }
+        IpAddr::V6(_) => None,
+    }
+}
+
 /// Agent `i`'s address on the loopback network.
 pub fn loopback_addr(net: u8, i: usize) -> IpAddr {
     let hi = u8::try_from((i / 250) % 256).unwrap_or(0);
@@ -118,24 +129,28 @@ impl SimFleet {
         let (stop, stop_rx) = watch::channel(false);
         let mut agents = Vec::with_capacity(c.agents);
         let mut addrs = Vec::with_capacity(c.agents);
-        let mut tasks = Vec::with_capacity(c.agents + 1);
+        let mut tasks = Vec::with_capacity(2);
+        let mut fronts = Vec::with_capacity(c.agents);
         let initial = c.initial_entries.max(1).min(shared.universe.len());
+        // One listening socket for the whole fleet: every agent has its own loopback address and
+        // the same port, and a connection is served by the agent whose address it was made to.
+        // (A socket per agent would cost ten thousand descriptors for ten thousand agents.)
+        let listener = server::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)).await?;
+        let port = listener.local_addr().map_err(|source| SimError::Io { what: "listener address".into(), source })?.port();
         for i in 0..c.agents {
             let uuid = uuid_for(i);
             let ip = loopback_addr(c.loopback_net, i);
             let id = identity::Identity::generate(&ca, i as u64 + 1, &uuid, ip, c.sign, &pool)?;
             let agent = Arc::new(SimAgent::new(uuid, id, shared.clone(), initial, 1_000_000 + i as u64));
-            let tls = server::server_config(&agent, clients.clone())?;
-            let listener = server::bind(SocketAddr::new(ip, 0)).await?;
-            let addr = listener.local_addr().map_err(|source| SimError::Io { what: "listener address".into(), source })?;
-            tasks.push(tokio::spawn(server::serve(listener, tls, agent.clone(), stop_rx.clone())));
+            fronts.push((agent.clone(), server::server_config(&agent, clients.clone())?));
             agents.push(agent);
-            addrs.push(addr);
+            addrs.push(SocketAddr::new(ip, port));
             if (i + 1) % 1000 == 0 {
-                progress(format!("simulated agents: {} of {} listening", i + 1, c.agents));
+                progress(format!("simulated agents: {} of {} ready", i + 1, c.agents));
                 tokio::task::yield_now().await;
             }
         }
+        tasks.push(tokio::spawn(server::serve(listener, c.loopback_net, fronts, stop_rx.clone())));
         let grow = c.growth_per_second;
         if grow > 0.0 {
             let (list, rx) = (agents.clone(), stop_rx.clone());
@@ -267,4 +282,19 @@ fn pem(label: &str, der: &[u8]) -> String {
 /// stay `Send`).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_addresses_map_back_to_their_agent() {
+        for i in [0usize, 1, 249, 250, 251, 9_999, 63_999] {
+            assert_eq!(agent_index(77, loopback_addr(77, i)), Some(i), "{i}");
+        }
+        assert_eq!(agent_index(78, loopback_addr(77, 5)), None);
+        assert_eq!(agent_index(77, IpAddr::V4(Ipv4Addr::new(127, 77, 0, 0))), None);
+        assert_eq!(agent_index(77, IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1))), None);
+    }
 }

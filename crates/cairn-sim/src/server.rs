@@ -1,5 +1,5 @@
-//! The agents' HTTPS fronts: one listener per agent (a verifier reaches an agent by address and
-//! port, as in Keylime), TLS with the agent's own certificate, client certificates checked against
+//! The agents' HTTPS fronts: each agent has its own address (a verifier reaches an agent by address
+//! and port, as in Keylime), all served by one listening socket; TLS with the agent's own certificate, client certificates checked against
 //! the verifier's CA as a real agent does, HTTP/1.1 with keep-alive, all on one shared runtime.
 
 use std::net::SocketAddr;
@@ -51,28 +51,34 @@ pub(crate) fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Binds a listener for an agent on `addr` (port 0: any free port).
+/// Binds the fleet's listener on `addr` (port 0: any free port).
 pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, SimError> {
     TcpListener::bind(addr).await.map_err(|source| SimError::Io { what: format!("binding {addr}"), source })
 }
 
-/// Serves `agent` until `stop` turns true.
-pub(crate) async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, agent: Arc<SimAgent>, mut stop: watch::Receiver<bool>) {
-    let acceptor = TlsAcceptor::from(tls);
+/// Serves every agent on one listener until `stop` turns true: a connection goes to the agent whose
+/// address (127.`net`.x.y) it was made to; one from anywhere but loopback, or to another address,
+/// is closed before TLS.
+pub(crate) async fn serve(listener: TcpListener, net: u8, fronts: Vec<(Arc<SimAgent>, Arc<ServerConfig>)>, mut stop: watch::Receiver<bool>) {
+    let fronts: Arc<Vec<(Arc<SimAgent>, TlsAcceptor)>> = Arc::new(fronts.into_iter().map(|(a, tls)| (a, TlsAcceptor::from(tls))).collect());
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             () = stopped(&mut stop) => return,
             a = listener.accept() => match a {
-                Ok((tcp, _)) => tcp,
+                Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(agent = %agent.uuid, "accept: {e}");
+                    tracing::warn!("simulated agents: accept: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
+        let local = tcp.local_addr().ok().map(|a| a.ip());
+        let index = local.and_then(|ip| crate::agent_index(net, ip));
+        let (Some(i), true) = (index, peer.ip().is_loopback()) else { continue };
+        let Some((agent, acceptor)) = fronts.get(i).map(|(a, t)| (a.clone(), t.clone())) else { continue };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, agent, mut stop) = (acceptor.clone(), agent.clone(), stop.clone());
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(tcp).await else { return };
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
