@@ -7,6 +7,7 @@ mod ima;
 mod ekcert;
 mod revocation;
 mod bootstrap;
+mod hvm;
 
 pub use tpm_structures::tpm_structures;
 pub use quote::quote;
@@ -15,3 +16,4 @@ pub use ima::ima;
 pub use ekcert::ekcert;
 pub use revocation::revocation;
 pub use bootstrap::bootstrap;
+pub use hvm::hvm;
