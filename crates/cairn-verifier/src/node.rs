@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::agent_client::{self, integrity_quote, IntegrityReply, Unreachable};
 use crate::fleet::Fleet;
+use crate::hvm::HvmTracker;
 use crate::revoke::RevocationRequest;
 use crate::spec::NodeSpec;
 use crate::state::NodeState;
@@ -158,6 +159,7 @@ struct Prepared {
     mask: u32,
     base: String,
     http: reqwest::Client,
+    hvm: Option<cairn_core::pcr::PcrIndex>,
 }
 
 fn prepare(fleet: &Fleet, node: &Node, generation: u64, epoch: u64) -> Result<Prepared, String> {
@@ -192,6 +194,7 @@ fn prepare(fleet: &Fleet, node: &Node, generation: u64, epoch: u64) -> Result<Pr
         mask: spec.mask().map_err(|e| e.to_string())?,
         base: format!("https://{host}:{}/v{}", spec.port, spec.api_version),
         http,
+        hvm: spec.hvm_pcr.and_then(cairn_core::pcr::PcrIndex::new),
     })
 }
 
@@ -212,6 +215,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
     let mut stop = fleet.stop.clone();
     let mut prepared: Option<Prepared> = None;
     let mut agent_state: Option<AgentState> = None;
+    let mut hvm_state: Option<HvmTracker> = None;
     let mut next = Instant::now();
     loop {
         // Wait until the node is polled and due.
@@ -226,6 +230,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             if due_now {
                 next = Instant::now();
                 agent_state = None; // reactivated or restarted: replay from the first entry
+                hvm_state = None;
             }
             if polled && Instant::now() >= next {
                 break;
@@ -268,7 +273,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             let kept = node.status.lock().map(|s| s.clone()).unwrap_or_default();
             agent_state = Some(restored_state(p.policy.hash, &kept));
         }
-        let outcome = attest(p, &mut agent_state).await;
+        let outcome = attest(p, &mut agent_state, &mut hvm_state).await;
         let passed = matches!(outcome, Outcome::Pass { .. });
         let delay = apply(&fleet, &node, generation, outcome, &agent_state);
         if passed {
@@ -280,7 +285,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
 }
 
 /// One round: request, decode, judge. Leaves the judged next state in `agent_state` only on a pass.
-async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>) -> Outcome {
+async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>, hvm: &mut Option<HvmTracker>) -> Outcome {
     let state = agent_state.get_or_insert_with(|| AgentState::new(p.policy.hash));
     let entry = state.ima.replay.next_entry();
     let partial = p.policy.nk_pem.is_some();
@@ -304,7 +309,22 @@ async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>) -> Outcome {
         uefi_log: uefi.as_deref(),
     };
     let judgement = judge(&p.policy, state, &round);
-    match judgement.verdict {
+    let hvm_failures = match p.hvm {
+        Some(pcr) => match crate::hvm::step(&p.http, &p.base, pcr, p.policy.hash, hvm, &judgement, reply.boottime).await {
+            Ok(f) => f,
+            Err(Unreachable(why)) => return Outcome::Unreachable(why),
+        },
+        None => Vec::new(),
+    };
+    let verdict = match (judgement.verdict, hvm_failures.is_empty()) {
+        (v, true) => v,
+        (Verdict::Pass, false) => Verdict::Fail(hvm_failures),
+        (Verdict::Fail(mut f), false) => {
+            f.extend(hvm_failures);
+            Verdict::Fail(f)
+        }
+    };
+    match verdict {
         Verdict::Pass => {
             *state = judgement.next_state;
             let nk_learned = if partial { None } else { reply.pubkey.clone() };

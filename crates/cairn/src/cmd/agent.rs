@@ -29,6 +29,10 @@ CONFIGURATION FILE (--config, TOML; every key optional, flags and environment wi
     client_ca = \"/etc/cairn/verifier-ca.pem\"
     revocation_cert = \"/etc/cairn/revocation.crt\"
     revocation_actions_dir = \"/var/lib/cairn/agent/revocation_actions\"
+    hvm = true                               # host mode (see HOST MODE)
+    hvm_pcr = 13
+    hvm_interval_ms = 30000
+    hvm_exe = [\"qemu-system-*\", \"swtpm\", \"libvirtd\"]
 
 STATE DIRECTORY (created 0700): nk.der (node key, PKCS#8, 0600), mtls.key (0600), mtls.crt,
 ak.pub and ek.pub (TPM2B_PUBLIC), uuid (when generated), revocation_actions/ (the default
@@ -55,7 +59,15 @@ after the other in name order, each with:
     cwd     the actions directory
 An action still running after 30 s is killed with its process group; exit status and the tail
 of stdout/stderr are logged. The directory may be absent (no actions); it is read at every
-notification. Actions run with the agent's rights: let no one else write to the directory.";
+notification. Actions run with the agent's rights: let no one else write to the directory.
+
+HOST MODE (--hvm): every --hvm-interval-ms the agent measures the processes whose executable matches
+an --hvm-exe glob (a pattern without '/' matches the file name; default qemu-system-*, swtpm,
+libvirtd) and itself: each executable file-backed mapping is read from /proc/PID/mem and compared
+with the same range of the mapped file. New or changed results are appended to the hypervisor
+measurement list (<state_dir>/hvm/list), extended into --hvm-pcr (default 13: not resettable, unused
+unless systemd-stub measures system extensions on a UKI boot) and served at GET /cairn/v1/hvm?from=N.
+Needs root (ptrace rights over the measured processes). Add the node with `cairn node add --hvm`.";
 
 /// Run the Keylime-compatible agent: enrol at a registrar, serve quotes over mutual TLS.
 #[derive(Args)]
@@ -124,6 +136,18 @@ pub struct AgentArgs {
     /// below) [default: <state_dir>/revocation_actions; may be absent].
     #[arg(long, env = "CAIRN_AGENT_REVOCATION_ACTIONS_DIR", value_name = "DIR")]
     revocation_actions_dir: Option<PathBuf>,
+    /// Host mode: measure the hypervisor's processes into the hvm PCR (see HOST MODE below).
+    #[arg(long)]
+    hvm: bool,
+    /// The PCR host mode extends [default: 13].
+    #[arg(long, env = "CAIRN_AGENT_HVM_PCR", value_name = "PCR")]
+    hvm_pcr: Option<u8>,
+    /// Milliseconds between host-mode measurement rounds [default: 30000].
+    #[arg(long, env = "CAIRN_AGENT_HVM_INTERVAL_MS", value_name = "MS")]
+    hvm_interval_ms: Option<u64>,
+    /// Executable glob to measure in host mode (repeatable) [default: qemu-system-*, swtpm, libvirtd].
+    #[arg(long = "hvm-exe", value_name = "GLOB")]
+    hvm_exe: Vec<String>,
     /// Log filter (tracing syntax), e.g. `info`, `cairn_agent=debug`.
     #[arg(long, env = "CAIRN_LOG", value_name = "FILTER", default_value = "info,tss_esapi=warn")]
     log: String,
@@ -155,6 +179,10 @@ impl AgentArgs {
             client_ca: self.client_ca,
             revocation_cert: self.revocation_cert,
             revocation_actions_dir: self.revocation_actions_dir,
+            hvm: self.hvm.then_some(true),
+            hvm_pcr: self.hvm_pcr,
+            hvm_interval_ms: self.hvm_interval_ms,
+            hvm_exe: (!self.hvm_exe.is_empty()).then_some(self.hvm_exe),
         };
         let config = flags.over(file).validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

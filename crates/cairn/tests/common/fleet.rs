@@ -178,10 +178,17 @@ pub struct AgentNode {
     pub port: u16,
     pub proc: Option<Proc>,
     pub uuid: String,
+    /// More `cairn agent` arguments (e.g. host mode's).
+    pub extra: Vec<String>,
 }
 
 impl AgentNode {
     pub fn start(dir: &Path, ca: &SwtpmCa, registrar_http: &str) -> AgentNode {
+        AgentNode::start_with(dir, ca, registrar_http, &[])
+    }
+
+    /// As [`AgentNode::start`], with more `cairn agent` arguments.
+    pub fn start_with(dir: &Path, ca: &SwtpmCa, registrar_http: &str, extra: &[String]) -> AgentNode {
         std::fs::create_dir_all(dir).unwrap();
         let swtpm = Swtpm::start(&dir.join("tpm"), SwtpmOptions { with_ek_certs: Some(ca), port: None }).unwrap();
         let ima = dir.join("ima");
@@ -194,6 +201,7 @@ impl AgentNode {
             port: free_port(),
             proc: None,
             uuid: String::new(),
+            extra: extra.to_vec(),
         };
         n.run(registrar_http);
         n
@@ -207,7 +215,8 @@ impl AgentNode {
                 .arg(&self.state)
                 .arg("--ima-log")
                 .arg(&self.ima)
-                .args(["--uefi-log", "/nonexistent"]);
+                .args(["--uefi-log", "/nonexistent"])
+                .args(&self.extra);
             c
         });
         let stdout = p.child.stdout.take().unwrap();

@@ -1,5 +1,6 @@
 //! `cairn bench …`: benchmarks that print JSON. Targets live here, never in timed tests.
 
+mod hvm;
 mod keyrelease;
 mod logs;
 mod quote_material;
@@ -21,6 +22,8 @@ pub enum BenchCommand {
     Eventlog(logs::EventlogBenchArgs),
     /// Time from `cairn node add --payload` to the agent holding the bootstrap key (local cluster on swtpm).
     Keyrelease(keyrelease::KeyReleaseArgs),
+    /// Host-mode measurement cost: µs per MiB of code read from process memory (needs root).
+    Hvm(hvm::HvmBenchArgs),
 }
 
 impl BenchCommand {
@@ -31,6 +34,7 @@ impl BenchCommand {
             BenchCommand::Ima(a) => a.run(),
             BenchCommand::Eventlog(a) => a.run(),
             BenchCommand::Keyrelease(a) => a.run(),
+            BenchCommand::Hvm(a) => a.run(),
         }
     }
 }
