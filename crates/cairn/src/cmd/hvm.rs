@@ -45,8 +45,14 @@ pub struct MeasureArgs {
     #[arg(long, value_name = "GLOB")]
     exe: Vec<String>,
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "list")]
     json: bool,
+    /// Print the lines exactly as a host-mode agent logs them (hypervisor measurement list format).
+    #[arg(long)]
+    list: bool,
+    /// The PCR the --list lines name.
+    #[arg(long, value_name = "PCR", default_value_t = cairn_agent::hvm::DEFAULT_PCR, requires = "list")]
+    pcr: u8,
 }
 
 /// The processes the arguments select.
@@ -127,7 +133,13 @@ impl MeasureArgs {
         let processes = selected(&self.pid, &self.exe)?;
         let (out, stats, cold, warm) = rounds(&processes);
         let modified = out.iter().any(|m| m.mem != m.disk);
-        if self.json {
+        if self.list {
+            let Some(pcr) = cairn_core::pcr::PcrIndex::new(self.pcr).filter(|_| self.pcr <= 23) else { bail!("--pcr must be 0 to 23") };
+            let mut stdout = std::io::stdout().lock();
+            for m in &out {
+                std::io::Write::write_all(&mut stdout, m.render(pcr).line.as_bytes())?;
+            }
+        } else if self.json {
             let report = json!({ "entries": out.iter().map(entry_json).collect::<Vec<_>>(), "cost": cost_json(&stats, cold, warm) });
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
