@@ -12,11 +12,11 @@
 //! The served list and the PCR move under one lock, and a list request takes it too, so a list
 //! fetched after a quote always covers the quote (it may run ahead; the verifier finds the prefix).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cairn_core::hvm::{parse, Measurement, ReplayState, Replayer};
+use cairn_core::hvm::{parse, Measurement, Rendered, ReplayState, Replayer};
 use cairn_core::pcr::{BankSelection, PcrIndex, PcrSelection};
 use cairn_core::{Digest, HashAlg};
 use cairn_proto::agent::HvmListResponse;
@@ -112,13 +112,15 @@ impl HvmStore {
     /// Logs and extends the measurements that are new or changed since last seen; returns how many.
     pub async fn append(&self, tpm: &TpmOwner, ms: &[Measurement]) -> Result<usize, AgentError> {
         let mut inner = self.inner.lock().await;
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<(Key, Seen, Rendered, Vec<Digest>)> = Vec::new();
+        let mut batch_keys = HashSet::new();
         for m in ms {
             let seen = (m.mem, m.disk, m.file_digest);
-            if inner.last.get(&key(m)) != Some(&seen) && !fresh.iter().any(|(k, _, _): &(Key, _, _)| *k == key(m)) {
+            let k = key(m);
+            if inner.last.get(&k) != Some(&seen) && batch_keys.insert(k.clone()) {
                 let r = m.render(self.pcr);
                 let digests: Vec<Digest> = self.banks.iter().map(|a| r.extend_digest(*a)).collect();
-                fresh.push((key(m), r, digests));
+                fresh.push((k, seen, r, digests));
             }
         }
         if fresh.is_empty() {
@@ -127,10 +129,10 @@ impl HvmStore {
         // Write ahead: the file may run ahead of the PCR, never behind (see the module docs).
         let before = inner.text.len() as u64;
         let mut f = std::fs::OpenOptions::new().append(true).open(&self.file).map_err(AgentError::io(&self.file))?;
-        let batch: String = fresh.iter().map(|(_, r, _)| r.line.as_str()).collect();
+        let batch: String = fresh.iter().map(|(_, _, r, _)| r.line.as_str()).collect();
         f.write_all(batch.as_bytes()).and_then(|()| f.sync_data()).map_err(AgentError::io(&self.file))?;
         let pcr = self.pcr;
-        let all: Vec<Vec<Digest>> = fresh.iter().map(|(_, _, d)| d.clone()).collect();
+        let all: Vec<Vec<Digest>> = fresh.iter().map(|(_, _, _, d)| d.clone()).collect();
         let (done, failed) = tpm
             .run(move |t| {
                 for (i, d) in all.iter().enumerate() {
@@ -141,15 +143,12 @@ impl HvmStore {
                 Ok((all.len(), None))
             })
             .await?;
-        for (k, r, _) in fresh.iter().take(done) {
-            let m = ms.iter().find(|m| key(m) == *k);
-            if let Some(m) = m {
-                inner.push(&r.line, k.clone(), (m.mem, m.disk, m.file_digest));
-            }
+        for (k, seen, r, _) in fresh.iter().take(done) {
+            inner.push(&r.line, k.clone(), *seen);
         }
         if let Some(e) = failed {
             // Lines not extended leave the file; the next round logs them again.
-            let keep = before + fresh.iter().take(done).map(|(_, r, _)| r.line.len() as u64).sum::<u64>();
+            let keep = before + fresh.iter().take(done).map(|(_, _, r, _)| r.line.len() as u64).sum::<u64>();
             let _ = f.set_len(keep);
             return Err(AgentError::Tpm(e));
         }
