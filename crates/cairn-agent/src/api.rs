@@ -12,6 +12,7 @@
 //! | `GET /v{X}/quotes/integrity?nonce=&mask=&partial=&ima_ml_entry=` | a quote of `mask` + 16, with the logs its PCRs need |
 //! | `POST /v{X}/notifications/revocation` | a signed revocation: checked, then local actions run ([`crate::revocation`]) |
 //! | `GET /cairn/v1/ima/changes?known=&timeout_ms=` | push-on-change long poll: `{entries}` once the IMA log differs from `known` ([`crate::changes`]); 404 unless enabled |
+//! | `GET /cairn/v1/hvm?from=N` | host mode: the hypervisor measurement list from entry N ([`crate::hvm`]); 404 when off |
 //!
 //! Every answer is a Keylime envelope; every refusal names its reason (see [`crate::error`]).
 //! The router is built by [`app`] and tested in-process; [`crate::server`] puts it behind TLS.
@@ -23,7 +24,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cairn_proto::agent::{AgentInfo, PubkeyResponse, QuoteResponse};
+use cairn_proto::agent::{AgentInfo, HvmListResponse, PubkeyResponse, QuoteResponse};
 use cairn_proto::version::AgentVersion;
 use cairn_proto::{ApiVersion, Envelope};
 use cairn_tpm::Ak;
@@ -32,6 +33,7 @@ use serde::Deserialize;
 use crate::bootstrap::{self, Bootstrap, UKEY_BODY_LIMIT};
 use crate::changes::{ChangesQuery, ImaWatch};
 use crate::error::AgentError;
+use crate::hvm::HvmStore;
 use crate::identity::TpmIdentity;
 use crate::keys::NodeKey;
 use crate::logs;
@@ -68,6 +70,8 @@ pub struct AgentState {
     pub bootstrap: Bootstrap,
     /// Push-on-change: the IMA log's entry count, watched for a verifier.
     pub changes: Arc<ImaWatch>,
+    /// The hypervisor measurement list, in host mode.
+    pub hvm: Option<Arc<HvmStore>>,
 }
 
 impl AgentState {
@@ -90,6 +94,7 @@ impl AgentState {
             uefi_log,
             revocation,
             bootstrap,
+            hvm: None,
         }
     }
 
@@ -107,6 +112,11 @@ impl AgentState {
     /// With this bootstrap state (where payloads go).
     pub fn with_bootstrap(self, bootstrap: Bootstrap) -> AgentState {
         AgentState { bootstrap, ..self }
+    }
+
+    /// With host mode's list (`None`: host mode off).
+    pub fn with_hvm(self, hvm: Option<Arc<HvmStore>>) -> AgentState {
+        AgentState { hvm, ..self }
     }
 }
 
@@ -126,6 +136,7 @@ pub fn app(state: Arc<AgentState>) -> Router {
         .route("/{version}/quotes/integrity", get(integrity_quote))
         .route("/{version}/notifications/revocation", post(revocation::notify))
         .route("/cairn/v1/ima/changes", get(ima_changes))
+        .route("/cairn/v1/hvm", get(hvm_list))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -242,4 +253,20 @@ async fn integrity_quote(State(s): Shared, Path(v): Path<String>, q: Result<Quer
         ima_measurement_list_entry: ima_entry,
         mb_measurement_list: mb,
     })))
+}
+
+/// `from` of `GET /cairn/v1/hvm`.
+#[derive(Debug, Deserialize)]
+struct HvmQuery {
+    from: Option<String>,
+}
+
+async fn hvm_list(State(s): Shared, q: Result<Query<HvmQuery>, QueryRejection>) -> Reply<HvmListResponse> {
+    let q = q.map(|Query(q)| q).map_err(|e| AgentError::BadRequest(format!("query string: {e}")))?;
+    let from = match q.from.as_deref() {
+        None => 0,
+        Some(v) => v.parse().map_err(|_| AgentError::BadRequest(format!("from {v:?} is not an entry number")))?,
+    };
+    let store = s.hvm.as_ref().ok_or_else(|| AgentError::NotFound("host mode is off on this agent".into()))?;
+    Ok(Json(Envelope::ok(store.from(from).await)))
 }

@@ -7,12 +7,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use cairn_core::pcr::PcrIndex;
 use cairn_core::HashAlg;
 use cairn_tpm::{AkAlg, AkSpec, EkKind};
 use serde::Deserialize;
 
 use crate::error::AgentError;
+use crate::hvm::{self, HvmConfig, Selector};
 use crate::identity::UuidSource;
 
 /// Default TPM: the kernel's resource manager.
@@ -71,6 +74,14 @@ pub struct RawConfig {
     pub revocation_actions_dir: Option<PathBuf>,
     /// Serve `/cairn/v1/ima/changes` so a verifier attests at once when the IMA log grows.
     pub push_on_change: Option<bool>,
+    /// Host mode: measure the hypervisor's processes ([`crate::hvm`]).
+    pub hvm: Option<bool>,
+    /// The PCR host mode extends [default: 13].
+    pub hvm_pcr: Option<u8>,
+    /// Milliseconds between measurement rounds [default: 30000].
+    pub hvm_interval_ms: Option<u64>,
+    /// Executable path globs to measure [default: `qemu-system-*`, `swtpm`, `libvirtd`].
+    pub hvm_exe: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -101,12 +112,17 @@ impl RawConfig {
             revocation_cert: self.revocation_cert.or(base.revocation_cert),
             revocation_actions_dir: self.revocation_actions_dir.or(base.revocation_actions_dir),
             push_on_change: self.push_on_change.or(base.push_on_change),
+            hvm: self.hvm.or(base.hvm),
+            hvm_pcr: self.hvm_pcr.or(base.hvm_pcr),
+            hvm_interval_ms: self.hvm_interval_ms.or(base.hvm_interval_ms),
+            hvm_exe: self.hvm_exe.or(base.hvm_exe),
         }
     }
 
     /// Checks every field and fills defaults.
     pub fn validate(self) -> Result<AgentConfig, AgentError> {
         let bad = |field: &str, why: String| AgentError::Config(format!("{field}: {why}"));
+        let hvm = if self.hvm.unwrap_or(false) { Some(hvm_config(&self)?) } else { None };
         let listen: SocketAddr = self
             .listen
             .as_deref()
@@ -158,8 +174,35 @@ impl RawConfig {
             revocation_cert: self.revocation_cert,
             revocation_actions_dir,
             push_on_change: self.push_on_change.unwrap_or(false),
+            hvm,
         })
     }
+}
+
+/// Host-mode settings from the raw values.
+fn hvm_config(raw: &RawConfig) -> Result<HvmConfig, AgentError> {
+    let bad = |field: &str, why: String| AgentError::Config(format!("{field}: {why}"));
+    let n = raw.hvm_pcr.unwrap_or(hvm::DEFAULT_PCR);
+    let pcr = PcrIndex::new(n).filter(|_| n <= 23).ok_or_else(|| bad("hvm_pcr", format!("{n} is not a PCR from 0 to 23")))?;
+    match n {
+        10 => return Err(bad("hvm_pcr", "10 is IMA's PCR".into())),
+        16 => return Err(bad("hvm_pcr", "16 is reset on every quote to bind the node key".into())),
+        17..=23 => tracing::warn!("hvm_pcr {n} can be reset by software: a root attacker could replay a clean list into it"),
+        _ => {}
+    }
+    let ms = raw.hvm_interval_ms.unwrap_or(hvm::DEFAULT_INTERVAL_MS);
+    if ms == 0 {
+        return Err(bad("hvm_interval_ms", "must be at least 1".into()));
+    }
+    let patterns: Vec<String> = match &raw.hvm_exe {
+        Some(p) => p.clone(),
+        None => hvm::DEFAULT_SELECTORS.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let selectors = patterns
+        .iter()
+        .map(|p| Selector::new(p).ok_or_else(|| bad("hvm_exe", "an empty pattern".into())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HvmConfig { pcr, interval: Duration::from_millis(ms), selectors, proc_root: "/proc".into() })
 }
 
 /// An AK algorithm by its full name, or the short forms `cairn tpm quote` takes.
@@ -216,6 +259,8 @@ pub struct AgentConfig {
     pub revocation_actions_dir: PathBuf,
     /// Whether a verifier may long-poll for IMA log growth (push-on-change).
     pub push_on_change: bool,
+    /// Host mode, when on.
+    pub hvm: Option<HvmConfig>,
 }
 
 #[cfg(test)]
@@ -247,6 +292,19 @@ mod tests {
     }
 
     #[test]
+    fn host_mode_is_off_unless_asked_and_has_defaults() {
+        assert!(RawConfig::default().validate().unwrap().hvm.is_none());
+        let raw: RawConfig = toml::from_str("hvm = true").unwrap();
+        let h = raw.validate().unwrap().hvm.unwrap();
+        assert_eq!((h.pcr.get(), h.interval), (13, Duration::from_secs(30)));
+        let names: Vec<&str> = h.selectors.iter().map(Selector::pattern).collect();
+        assert_eq!(names, ["qemu-system-*", "swtpm", "libvirtd"]);
+        let raw: RawConfig = toml::from_str("hvm = true\nhvm_pcr = 15\nhvm_exe = [\"/opt/*/vmm\"]").unwrap();
+        let h = raw.validate().unwrap().hvm.unwrap();
+        assert_eq!((h.pcr.get(), h.selectors.len()), (15, 1));
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         for (toml, field) in [
             ("listen = \"nope\"", "listen"),
@@ -256,6 +314,10 @@ mod tests {
             ("ak_handle = \"0x01000000\"", "ak_handle"),
             ("uuid = \"has space\"", "uuid"),
             ("ek = \"ecc384\"", "ek"),
+            ("hvm = true\nhvm_pcr = 16", "hvm_pcr"),
+            ("hvm = true\nhvm_pcr = 24", "hvm_pcr"),
+            ("hvm = true\nhvm_interval_ms = 0", "hvm_interval_ms"),
+            ("hvm = true\nhvm_exe = [\"\"]", "hvm_exe"),
         ] {
             let raw: RawConfig = toml::from_str(toml).unwrap();
             let e = raw.validate().unwrap_err().to_string();

@@ -23,6 +23,10 @@
 //! agent can mount one — with the delivered `secure/payload` and a zip payload's files in
 //! `secure/unzipped/` ([`payload::PayloadLayout`], also [`Agent::payload`]).
 //!
+//! In host mode (`hvm = true`) it also measures the hypervisor's processes — code in memory
+//! against the files it was mapped from — into a measurement list extended into a PCR and served
+//! at `GET /cairn/v1/hvm` ([`hvm`]).
+//!
 //! All TPM work goes through one worker ([`tpm_owner`]) that opens the TPM per job and closes it
 //! after, so an operator can extend PCRs with another client between agent operations.
 //!
@@ -41,6 +45,7 @@ pub mod bootstrap;
 pub mod changes;
 pub mod config;
 mod error;
+pub mod hvm;
 pub mod identity;
 pub mod keys;
 pub mod logs;
@@ -87,6 +92,7 @@ pub struct Agent {
     pub payload: PayloadLayout,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    hvm_task: Option<JoinHandle<()>>,
 }
 
 impl Agent {
@@ -113,17 +119,29 @@ impl Agent {
             None => tracing::warn!("no client_ca: any client is served (client certificates are logged, not checked)"),
         }
         let payload = PayloadLayout::under(&config.state_dir);
+        let hvm_store = match &config.hvm {
+            Some(h) => Some(Arc::new(hvm::HvmStore::open(&config.state_dir, h.pcr, hvm::banks(config.ak.hash), &tpm).await?)),
+            None => None,
+        };
         let listener = server::bind(config.listen).await?;
         let addr = listener.local_addr().map_err(AgentError::io(config.listen.to_string()))?;
         let state = api::AgentState::new(tpm.clone(), uuid.clone(), &identity, nk.clone(), config.ima_log.clone(), config.uefi_log.clone())
             .with_revocation(revocations)
             .with_push_on_change(config.push_on_change)
-            .with_bootstrap(bootstrap::Bootstrap::new(PayloadStore::new(payload.clone(), MountPolicy::Try)));
+            .with_bootstrap(bootstrap::Bootstrap::new(PayloadStore::new(payload.clone(), MountPolicy::Try)))
+            .with_hvm(hvm_store.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, tls, api::app(Arc::new(state)), async {
             let _ = stopped.await;
         }));
         tracing::info!(%uuid, %addr, "serving the agent API over HTTPS");
+        let hvm_task = match (&config.hvm, hvm_store) {
+            (Some(h), Some(store)) => {
+                tracing::info!(pcr = h.pcr.get(), interval_ms = h.interval.as_millis() as u64, "host mode: measuring hypervisor processes");
+                Some(hvm::spawn(h.clone(), store, tpm.clone()))
+            }
+            _ => None,
+        };
         let mut agent = Agent {
             uuid,
             addr,
@@ -134,6 +152,7 @@ impl Agent {
             payload,
             stop,
             task,
+            hvm_task,
         };
         if config.register {
             let enrolment = register::Enrolment {
@@ -162,6 +181,9 @@ impl Agent {
 
     /// Stops serving (open connections finish on their own).
     pub async fn stop(self) {
+        if let Some(t) = &self.hvm_task {
+            t.abort();
+        }
         let _ = self.stop.send(());
         let _ = self.task.await;
     }

@@ -20,6 +20,7 @@ pub mod crypto;
 pub mod ekcert;
 pub mod error;
 pub mod eventlog;
+pub mod hvm;
 pub mod ima;
 pub mod levels;
 pub mod pcr;

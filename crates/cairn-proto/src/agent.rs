@@ -145,3 +145,20 @@ mod tests {
         assert_eq!(serde_json::to_value(KeyVerifyResponse { hmac: "00".into() }).unwrap(), json!({"hmac": "00"}));
     }
 }
+
+/// `GET /cairn/v1/hvm?from=N` (Cairn extension, host mode): the hypervisor measurement list from
+/// entry `from` on (format: `cairn_core::hvm`). When `from` is past the end (the list restarted
+/// after a reboot), the whole list is sent with `from = 0`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HvmListResponse {
+    /// The PCR the agent extends.
+    pub pcr: u8,
+    /// The banks it extends (`sha256`, …).
+    pub banks: Vec<String>,
+    /// Index of the first entry in `list`.
+    pub from: u64,
+    /// Entries in the whole list.
+    pub total: u64,
+    /// The lines, each ended by a newline.
+    pub list: String,
+}

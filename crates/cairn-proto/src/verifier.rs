@@ -66,6 +66,10 @@ pub struct AddAgentRequest {
     /// The bootstrap key half V, base64 (issue for key release; stored, not yet released).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v: Option<String>,
+    /// Cairn: the node is a host in host mode; its agent extends this PCR with the hypervisor
+    /// measurement list, which the verifier fetches, replays and judges every round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hvm_pcr: Option<u8>,
 }
 
 fn port_from_any<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
@@ -146,6 +150,9 @@ pub struct AgentView {
     pub runtime_policy_name: Option<String>,
     /// Cairn: the named measured-boot policy in use.
     pub mb_policy_name: Option<String>,
+    /// Cairn: the hvm PCR when the node is attested in host mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hvm_pcr: Option<u8>,
 }
 
 /// `GET /vX/agents/`: Keylime lists uuids; Cairn adds each node's view.

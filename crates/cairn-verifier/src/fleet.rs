@@ -355,6 +355,7 @@ impl Fleet {
             failures: st.failures.clone(),
             runtime_policy_name: spec.runtime_policy_name.clone(),
             mb_policy_name: spec.mb_policy_name.clone(),
+            hvm_pcr: spec.hvm_pcr,
         })
     }
 }

@@ -11,13 +11,15 @@
 //! flight, a kept-alive HTTPS connection per agent, policies parsed once and shared
 //! ([`policies`]), status writes batched into one transaction ([`writer`]), and tenant operations
 //! written through to the store before they are answered ([`fleet`]). The tenant API is Keylime's
-//! verifier API 2.x over mutual TLS, plus Cairn's read API ([`api`]).
+//! verifier API 2.x over mutual TLS, plus Cairn's read API ([`api`]). Hosts added in host mode
+//! also have their hypervisor measurement list fetched and judged every round ([`hvm`]).
 
 pub mod agent_client;
 pub mod api;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod hvm;
 pub mod node;
 pub mod openapi;
 pub mod policies;

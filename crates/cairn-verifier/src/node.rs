@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::agent_client::{self, integrity_quote, IntegrityReply, Unreachable};
 use crate::fleet::Fleet;
+use crate::hvm::HvmTracker;
 use crate::revoke::RevocationRequest;
 use crate::rounds::RoundEnd;
 use crate::spec::NodeSpec;
@@ -164,6 +165,7 @@ struct Prepared {
     base: String,
     root: String,
     http: reqwest::Client,
+    hvm: Option<cairn_core::pcr::PcrIndex>,
 }
 
 fn prepare(fleet: &Fleet, node: &Node, generation: u64, epoch: u64) -> Result<Prepared, String> {
@@ -199,6 +201,7 @@ fn prepare(fleet: &Fleet, node: &Node, generation: u64, epoch: u64) -> Result<Pr
         base: format!("https://{host}:{}/v{}", spec.port, spec.api_version),
         root: format!("https://{host}:{}", spec.port),
         http,
+        hvm: spec.hvm_pcr.and_then(cairn_core::pcr::PcrIndex::new),
     })
 }
 
@@ -238,6 +241,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
     let mut prepared: Option<Prepared> = None;
     let mut watcher = WatcherGuard::default();
     let mut agent_state: Option<AgentState> = None;
+    let mut hvm_state: Option<HvmTracker> = None;
     let mut next = Instant::now();
     loop {
         // Wait until the node is polled and due.
@@ -252,6 +256,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             if due_now {
                 next = Instant::now();
                 agent_state = None; // reactivated or restarted: replay from the first entry
+                hvm_state = None;
             }
             if node.early.swap(false, std::sync::atomic::Ordering::AcqRel) {
                 next = Instant::now();
@@ -305,7 +310,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             agent_state = Some(restored_state(p.policy.hash, &kept));
         }
         let round_started = std::time::Instant::now();
-        let outcome = attest(p, &mut agent_state).await;
+        let outcome = attest(p, &mut agent_state, &mut hvm_state).await;
         let passed = matches!(outcome, Outcome::Pass { .. });
         let end = match &outcome {
             Outcome::Pass { .. } => Some(RoundEnd::Pass),
@@ -329,7 +334,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
 }
 
 /// One round: request, decode, judge. Leaves the judged next state in `agent_state` only on a pass.
-async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>) -> Outcome {
+async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>, hvm: &mut Option<HvmTracker>) -> Outcome {
     let state = agent_state.get_or_insert_with(|| AgentState::new(p.policy.hash));
     let entry = state.ima.replay.next_entry();
     let partial = p.policy.nk_pem.is_some();
@@ -353,7 +358,22 @@ async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>) -> Outcome {
         uefi_log: uefi.as_deref(),
     };
     let judgement = judge(&p.policy, state, &round);
-    match judgement.verdict {
+    let hvm_failures = match p.hvm {
+        Some(pcr) => match crate::hvm::step(&p.http, &p.base, pcr, p.policy.hash, hvm, &judgement, reply.boottime).await {
+            Ok(f) => f,
+            Err(Unreachable(why)) => return Outcome::Unreachable(why),
+        },
+        None => Vec::new(),
+    };
+    let verdict = match (judgement.verdict, hvm_failures.is_empty()) {
+        (v, true) => v,
+        (Verdict::Pass, false) => Verdict::Fail(hvm_failures),
+        (Verdict::Fail(mut f), false) => {
+            f.extend(hvm_failures);
+            Verdict::Fail(f)
+        }
+    };
+    match verdict {
         Verdict::Pass => {
             *state = judgement.next_state;
             let nk_learned = if partial { None } else { reply.pubkey.clone() };

@@ -56,6 +56,9 @@ pub struct NodeSpec {
     /// round. A secret: never logged, never in a view.
     #[serde(default)]
     pub v: Option<String>,
+    /// Host mode: the PCR the agent extends with its hypervisor measurement list ([`crate::hvm`]).
+    #[serde(default)]
+    pub hvm_pcr: Option<u8>,
 }
 
 /// A policy given inline in an add request, to store under `name`.
@@ -125,7 +128,11 @@ impl NodeSpec {
             api_version: r.supported_version.clone().unwrap_or_else(|| default_version.to_owned()),
             nk_pem: None,
             v: None,
+            hvm_pcr: None,
         };
+        if let Some(n) = r.hvm_pcr {
+            spec.hvm_pcr = Some(crate::hvm::check_pcr(n).map_err(bad)?.get());
+        }
         if let Some(v) = r.v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             cairn_core::bootstrap::KeyHalf::from_base64("v", v).map_err(|e| bad(e.to_string()))?;
             spec.v = Some(v.to_owned());
@@ -188,11 +195,13 @@ impl NodeSpec {
         PcrPolicy::from_json(&self.tpm_policy).map(Some).map_err(|e| bad(format!("tpm_policy: {e}")))
     }
 
-    /// The PCRs to ask for: the PCR policy's mask, PCR 10, and PCRs 0–7 under a measured-boot policy.
+    /// The PCRs to ask for: the PCR policy's mask, PCR 10, PCRs 0–7 under a measured-boot policy,
+    /// and the hvm PCR in host mode.
     pub fn mask(&self) -> Result<u32, VerifierError> {
         let policy = self.pcr_policy()?.map(|p| p.mask()).unwrap_or(0);
         let boot = if self.mb_policy_name.is_some() { BOOT_MASK } else { 0 };
-        Ok(policy | IMA_MASK | boot)
+        let hvm = self.hvm_pcr.map_or(0, |n| 1u32 << (n & 31));
+        Ok(policy | IMA_MASK | boot | hvm)
     }
 
     /// The AK's key type in Keylime's 2.5 spelling (`rsa2048`, `ecc256`).
@@ -255,6 +264,14 @@ mod tests {
     }
 
     #[test]
+    fn host_mode_adds_the_hvm_pcr_to_the_mask() {
+        let r = AddAgentRequest { hvm_pcr: Some(13), ..request() };
+        let c = NodeSpec::from_request("n1", &r, "2.5").unwrap();
+        assert_eq!(c.spec.hvm_pcr, Some(13));
+        assert_eq!(c.spec.mask().unwrap(), 1 << 10 | 1 << 13);
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         type Change = Box<dyn Fn(&mut AddAgentRequest)>;
         let cases: Vec<(Change, &str)> = vec![
@@ -271,6 +288,9 @@ mod tests {
             (Box::new(|r| r.ima_sign_verification_keys = Some("[{\"k\": 1}]".into())), "ima_sign_verification_keys"),
             (Box::new(|r| r.supported_version = Some("three".into())), "supported_version"),
             (Box::new(|r| r.v = Some(B64.encode([1u8; 31]))), "v"),
+            (Box::new(|r| r.hvm_pcr = Some(16)), "hvm_pcr"),
+            (Box::new(|r| r.hvm_pcr = Some(10)), "hvm_pcr"),
+            (Box::new(|r| r.hvm_pcr = Some(24)), "hvm_pcr"),
         ];
         for (change, expected) in cases {
             let mut r = request();

@@ -35,6 +35,9 @@ enum Command {
     /// Replay and appraise IMA measurement lists.
     #[command(subcommand)]
     Ima(cmd::ima::ImaCommand),
+    /// Hypervisor dynamic measurement: measure processes' code against their files, once.
+    #[command(subcommand)]
+    Hvm(cmd::hvm::HvmCommand),
     /// Create policies from a machine's logs or files.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCommand),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Bench(c) => c.run(),
         Command::Eventlog(c) => c.run(),
         Command::Ima(c) => c.run(),
+        Command::Hvm(c) => c.run(),
         Command::Policy(c) => c.run(),
         Command::Demo(a) => a.run(),
         Command::Registrar(a) => a.run(),

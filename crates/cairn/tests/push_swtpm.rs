@@ -53,7 +53,7 @@ fn a_pushing_agent_is_attested_when_its_log_grows_not_at_the_interval() {
 
     let mut fleet = Fleet::start(dir, &ca);
     let http = fleet.registrar_http.clone();
-    let a = AgentNode::start_with(&dir.join("a"), &ca, &http, &["--push-on-change"]);
+    let a = AgentNode::start_with(&dir.join("a"), &ca, &http, &["--push-on-change".to_owned()]);
     measure(&a.tcti, &a.ima, &lines(&synthetic.log, 0, 10));
     fleet.start_verifier_every(free_port(), 600_000);
     let (ok, out) = fleet.node(&["add", &a.uuid, "--runtime-policy", policy.to_str().unwrap()]);

@@ -8,6 +8,7 @@ mod ekcert;
 mod revocation;
 mod bootstrap;
 mod levels;
+mod hvm;
 
 pub use tpm_structures::tpm_structures;
 pub use quote::quote;
@@ -17,3 +18,4 @@ pub use ekcert::ekcert;
 pub use revocation::revocation;
 pub use bootstrap::bootstrap;
 pub use levels::levels;
+pub use hvm::hvm;

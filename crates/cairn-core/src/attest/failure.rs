@@ -5,6 +5,7 @@ use thiserror::Error;
 
 use crate::alg::{Digest, HashAlg};
 use crate::error::ParseError;
+use crate::hvm::HvmFailure;
 use crate::ima::log::LogError;
 use crate::pcr::PcrIndex;
 use crate::policy::measured_boot::MbFailure;
@@ -91,6 +92,9 @@ pub enum Failure {
     /// A quoted PCR fails the PCR policy.
     #[error("PCR policy: {0}")]
     PcrPolicy(PcrFailure),
+    /// The hypervisor measurement list fails ([`crate::hvm::judge`]).
+    #[error("{0}")]
+    Hvm(HvmFailure),
 }
 
 impl Failure {
@@ -113,6 +117,7 @@ impl Failure {
             Failure::UefiPcrMismatch { .. } => "uefi_pcr_mismatch",
             Failure::MeasuredBoot(_) => "measured_boot",
             Failure::PcrPolicy(_) => "pcr_policy",
+            Failure::Hvm(h) => h.check(),
         }
     }
 }

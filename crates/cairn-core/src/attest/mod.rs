@@ -33,7 +33,7 @@ pub use identity::judge_identity;
 use crate::alg::HashAlg;
 use crate::crypto::VerifyingKey;
 use crate::ima::replay::{BankSet, IMA_PCR};
-use crate::pcr::PcrIndex;
+use crate::pcr::{PcrIndex, PcrValues};
 use crate::policy::measured_boot::MeasuredBootPolicy;
 use crate::policy::pcr::PcrPolicy;
 use crate::policy::runtime::{AppraisalState, RuntimePolicy};
@@ -122,6 +122,9 @@ pub struct Judgement {
     pub next_ima_entry: u64,
     /// A reboot was seen and the next round needs the IMA list from entry 0.
     pub full_log_next: bool,
+    /// The PCR values the quote proved, when it verified (later steps, such as the hypervisor
+    /// measurement list of [`crate::hvm`], judge against them).
+    pub pcrs: Option<PcrValues>,
 }
 
 /// Judges one round. See the module documentation for the checks.
@@ -131,6 +134,7 @@ pub fn judge(policy: &AgentPolicy, state: &AgentState, round: &Round<'_>) -> Jud
         next_state: state.clone(),
         next_ima_entry: state.ima.replay.next_entry(),
         full_log_next: false,
+        pcrs: None,
     };
     let quote = match verify(policy, state, round) {
         Ok(q) => q,
@@ -180,6 +184,7 @@ pub fn judge(policy: &AgentPolicy, state: &AgentState, round: &Round<'_>) -> Jud
         next_state,
         next_ima_entry,
         full_log_next: rebooted && next_ima_entry == 0,
+        pcrs: Some(quote.pcrs),
     }
 }
 

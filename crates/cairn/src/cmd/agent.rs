@@ -30,6 +30,10 @@ CONFIGURATION FILE (--config, TOML; every key optional, flags and environment wi
     revocation_cert = \"/etc/cairn/revocation.crt\"
     revocation_actions_dir = \"/var/lib/cairn/agent/revocation_actions\"
     push_on_change = false
+    hvm = true                               # host mode (see HOST MODE)
+    hvm_pcr = 13
+    hvm_interval_ms = 30000
+    hvm_exe = [\"qemu-system-*\", \"swtpm\", \"libvirtd\"]
 
 STATE DIRECTORY (created 0700): nk.der (node key, PKCS#8, 0600), mtls.key (0600), mtls.crt,
 ak.pub and ek.pub (TPM2B_PUBLIC), uuid (when generated), revocation_actions/ (the default
@@ -61,7 +65,15 @@ notification. Actions run with the agent's rights: let no one else write to the 
 PUSH-ON-CHANGE: with push_on_change, GET /cairn/v1/ima/changes?known=N&timeout_ms=T (same mutual
 TLS as quotes) answers {\"entries\": M} as soon as the IMA log's complete entries M differ from N,
 or after T ms (at most 60 s). A Cairn verifier keeps one such request open per agent and attests
-the node at once when it returns; the round it triggers is an ordinary, fully checked round.";
+the node at once when it returns; the round it triggers is an ordinary, fully checked round.
+
+HOST MODE (--hvm): every --hvm-interval-ms the agent measures the processes whose executable matches
+an --hvm-exe glob (a pattern without '/' matches the file name; default qemu-system-*, swtpm,
+libvirtd) and itself: each executable file-backed mapping is read from /proc/PID/mem and compared
+with the same range of the mapped file. New or changed results are appended to the hypervisor
+measurement list (<state_dir>/hvm/list), extended into --hvm-pcr (default 13: not resettable, unused
+unless systemd-stub measures system extensions on a UKI boot) and served at GET /cairn/v1/hvm?from=N.
+Needs root (ptrace rights over the measured processes). Add the node with `cairn node add --hvm`.";
 
 /// Run the Keylime-compatible agent: enrol at a registrar, serve quotes over mutual TLS.
 #[derive(Args)]
@@ -134,6 +146,18 @@ pub struct AgentArgs {
     /// moment its IMA log grows, instead of at its next interval (see PUSH-ON-CHANGE below).
     #[arg(long, env = "CAIRN_AGENT_PUSH_ON_CHANGE")]
     push_on_change: bool,
+    /// Host mode: measure the hypervisor's processes into the hvm PCR (see HOST MODE below).
+    #[arg(long)]
+    hvm: bool,
+    /// The PCR host mode extends [default: 13].
+    #[arg(long, env = "CAIRN_AGENT_HVM_PCR", value_name = "PCR")]
+    hvm_pcr: Option<u8>,
+    /// Milliseconds between host-mode measurement rounds [default: 30000].
+    #[arg(long, env = "CAIRN_AGENT_HVM_INTERVAL_MS", value_name = "MS")]
+    hvm_interval_ms: Option<u64>,
+    /// Executable glob to measure in host mode (repeatable) [default: qemu-system-*, swtpm, libvirtd].
+    #[arg(long = "hvm-exe", value_name = "GLOB")]
+    hvm_exe: Vec<String>,
     /// Log filter (tracing syntax), e.g. `info`, `cairn_agent=debug`.
     #[arg(long, env = "CAIRN_LOG", value_name = "FILTER", default_value = "info,tss_esapi=warn")]
     log: String,
@@ -166,6 +190,10 @@ impl AgentArgs {
             revocation_cert: self.revocation_cert,
             revocation_actions_dir: self.revocation_actions_dir,
             push_on_change: self.push_on_change.then_some(true),
+            hvm: self.hvm.then_some(true),
+            hvm_pcr: self.hvm_pcr,
+            hvm_interval_ms: self.hvm_interval_ms,
+            hvm_exe: (!self.hvm_exe.is_empty()).then_some(self.hvm_exe),
         };
         let config = flags.over(file).validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod bench;
 pub mod demo;
 pub mod eventlog;
+pub mod hvm;
 pub mod ima;
 pub mod image;
 pub mod node;

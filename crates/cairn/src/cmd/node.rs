@@ -117,6 +117,14 @@ pub struct NodeOptions {
     /// With --payload: return once U and V are handed over, without waiting for the release.
     #[arg(long, requires = "payload")]
     no_wait: bool,
+    /// Host mode: the node is a hypervisor host whose agent runs with --hvm; every round also fetches
+    /// its hypervisor measurement list, replays it against the quoted hvm PCR and fails the node when
+    /// code in memory differs from its file.
+    #[arg(long)]
+    hvm: bool,
+    /// The PCR the host's agent extends (implies --hvm) [default: 13].
+    #[arg(long, value_name = "PCR")]
+    hvm_pcr: Option<u8>,
     /// Print nothing on success (benchmarks).
     #[arg(skip)]
     quiet: bool,
@@ -139,6 +147,7 @@ impl NodeOptions {
 #[command(after_help = "\
 Examples:
     cairn node add d432fbb3-… --runtime-policy policy.json --mb-refstate mb.json
+    cairn node add d432fbb3-… --hvm    # a hypervisor host whose agent runs with --hvm
     cairn node list                 # table of every node: state, passes, last attestation, reason
     cairn node status d432fbb3-… --json
     cairn node reactivate d432fbb3-…   # after fixing a failed node
@@ -295,6 +304,7 @@ pub fn add_timed(
         metadata: o.metadata.clone(),
         accept_tpm_hash_algs: if o.accept_hash.is_empty() { None } else { Some(o.accept_hash.clone()) },
         supported_version: Some(API.trim_start_matches('v').to_owned()),
+        hvm_pcr: (o.hvm || o.hvm_pcr.is_some()).then(|| o.hvm_pcr.unwrap_or(cairn_agent::hvm::DEFAULT_PCR)),
         ..AddAgentRequest::default()
     };
     let mut body = body;

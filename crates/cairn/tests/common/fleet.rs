@@ -183,7 +183,7 @@ pub struct AgentNode {
     pub port: u16,
     pub proc: Option<Proc>,
     pub uuid: String,
-    /// More `cairn agent` arguments.
+    /// More `cairn agent` arguments (e.g. host mode's).
     pub extra: Vec<String>,
 }
 
@@ -192,8 +192,8 @@ impl AgentNode {
         AgentNode::start_with(dir, ca, registrar_http, &[])
     }
 
-    /// As `start`, with more `cairn agent` arguments.
-    pub fn start_with(dir: &Path, ca: &SwtpmCa, registrar_http: &str, extra: &[&str]) -> AgentNode {
+    /// As [`AgentNode::start`], with more `cairn agent` arguments.
+    pub fn start_with(dir: &Path, ca: &SwtpmCa, registrar_http: &str, extra: &[String]) -> AgentNode {
         std::fs::create_dir_all(dir).unwrap();
         let swtpm = Swtpm::start(&dir.join("tpm"), SwtpmOptions { with_ek_certs: Some(ca), port: None }).unwrap();
         let ima = dir.join("ima");
@@ -206,7 +206,7 @@ impl AgentNode {
             port: free_port(),
             proc: None,
             uuid: String::new(),
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            extra: extra.to_vec(),
         };
         n.run(registrar_http);
         n

@@ -1,6 +1,7 @@
 //! `cairn bench …`: benchmarks that print JSON. Targets live here, never in timed tests.
 
 pub mod fleet;
+mod hvm;
 mod keyrelease;
 mod logs;
 mod quote_material;
@@ -25,6 +26,8 @@ pub enum BenchCommand {
     /// The verifier under a simulated fleet (software TPM identities, genuine quotes, growing IMA
     /// logs): attestations/s, verifier CPU per attestation, round latency, memory, detection latency.
     Fleet(fleet::FleetArgs),
+    /// Host-mode measurement cost: µs per MiB of code read from process memory (needs root).
+    Hvm(hvm::HvmBenchArgs),
 }
 
 impl BenchCommand {
@@ -36,6 +39,7 @@ impl BenchCommand {
             BenchCommand::Eventlog(a) => a.run(),
             BenchCommand::Keyrelease(a) => a.run(),
             BenchCommand::Fleet(a) => a.run(),
+            BenchCommand::Hvm(a) => a.run(),
         }
     }
 }
