@@ -51,6 +51,8 @@ pub fn client(agent_cert_pem: &str, me: &ClientIdentity, timeout: Duration) -> R
         .timeout(timeout)
         .connect_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(300))
+        // One kept-alive connection per agent (a second one only while a push-on-change poll is open).
+        .pool_max_idle_per_host(1)
         .build()
         .map_err(|e| tls("HTTP client", &e))
 }

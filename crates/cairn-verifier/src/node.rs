@@ -289,13 +289,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
         if prepared.is_none() {
             watcher.replace(None);
             match prepare(&fleet, &node, generation, epoch) {
-                Ok(p) => {
-                    if fleet.config.push_on_change && p.mask & (1 << 10) != 0 {
-                        let (f, n, http, root) = (fleet.clone(), node.clone(), p.http.clone(), p.root.clone());
-                        watcher.replace(Some(tokio::spawn(crate::watch::watch(f, n, http, root)).abort_handle()));
-                    }
-                    prepared = Some(p);
-                }
+                Ok(p) => prepared = Some(p),
                 Err(why) => {
                     drop(permit);
                     let delay = apply(&fleet, &node, generation, Outcome::Misconfigured(why), &agent_state);
@@ -327,6 +321,12 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
                 node.known_entries.store(s.ima.replay.next_entry(), std::sync::atomic::Ordering::Release);
             }
             release_v(&fleet, &node, p, generation).await;
+            // Watched from the first pass on: the long poll then reuses the idle connection, so an
+            // agent that does not push costs one connection, not two.
+            if watcher.0.is_none() && fleet.config.push_on_change && p.mask & (1 << 10) != 0 {
+                let (f, n, http, root) = (fleet.clone(), node.clone(), p.http.clone(), p.root.clone());
+                watcher.replace(Some(tokio::spawn(crate::watch::watch(f, n, http, root)).abort_handle()));
+            }
         }
         drop(permit);
         next = started + delay;
