@@ -5,6 +5,7 @@ mod keyrelease;
 mod logs;
 mod quote_material;
 mod quote_verify;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ pub enum BenchCommand {
     /// The verifier under a simulated fleet (software TPM identities, genuine quotes, growing IMA
     /// logs): attestations/s, verifier CPU per attestation, round latency, memory, detection latency.
     Fleet(fleet::FleetArgs),
+    /// The simulated fleet alone, for any verifier (Keylime's too): agents JSON, control endpoint.
+    Sim(sim::SimArgs),
 }
 
 impl BenchCommand {
@@ -36,6 +39,7 @@ impl BenchCommand {
             BenchCommand::Eventlog(a) => a.run(),
             BenchCommand::Keyrelease(a) => a.run(),
             BenchCommand::Fleet(a) => a.run(),
+            BenchCommand::Sim(a) => a.run(),
         }
     }
 }
