@@ -90,12 +90,13 @@ def group_pids(pgid):
 
 def sample_group(pgid):
     """CPU seconds (utime + stime), RSS and PSS bytes summed over every process in the group."""
-    cpu, rss, pss, n = 0.0, 0, 0, 0
+    cpu, sys_cpu, rss, pss, n = 0.0, 0.0, 0, 0, 0
     for pid in group_pids(pgid):
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             cpu += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            sys_cpu += int(fields[12]) / CLK_TCK
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
@@ -107,7 +108,7 @@ def sample_group(pgid):
             n += 1
         except (OSError, IndexError, ValueError):
             continue
-    return {"cpu_seconds": cpu, "rss_bytes": rss, "pss_bytes": pss, "processes": n}
+    return {"cpu_seconds": cpu, "system_cpu_seconds": sys_cpu, "rss_bytes": rss, "pss_bytes": pss, "processes": n}
 
 
 def stop_group(proc, what, grace=30):
@@ -382,7 +383,9 @@ def start_sim(cairn, d, args, client_ca):
         "--ima-growth", str(args.ima_growth),
         "--initial-entries", str(args.initial_entries),
         "--sign", args.sign,
-        "--duration", str(args.duration + args.settle_timeout + 600),
+        # Sized as `cairn bench fleet` sizes its shared log, so both verifiers get the same
+        # runtime policy (the policy lists every entry the logs can reach).
+        "--duration", str(args.duration + args.interval * 4 + 600),
         "--client-ca", str(client_ca),
         "--out", str(out),
     ]
@@ -532,6 +535,7 @@ def measure_window(args, n, sample, control, hook, uuids, attestation_counts):
         "attestations_per_second": quotes / elapsed,
         "expected_attestations_per_second": n / interval,
         "verifier_cpu_seconds": cpu,
+        "verifier_system_cpu_seconds": p1["system_cpu_seconds"] - p0["system_cpu_seconds"],
         "verifier_cpu_us_per_attestation": cpu * 1e6 / quotes if quotes else None,
         "attestations_per_verifier_cpu_second": quotes / cpu if cpu > 0 else None,
         "verifier_processes": p1["processes"],
