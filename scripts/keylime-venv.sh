@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds (once) a Python virtualenv with Keylime (its registrar and tenant), for the Keylime interop tests.
+# Builds (once) a Python virtualenv with Keylime (registrar, tenant, verifier), for the Keylime interop tests
+# and bench/compare-keylime.
 #
 #   scripts/keylime-venv.sh [VENV_DIR]      (default: target/keylime-venv)
 #
@@ -23,7 +24,7 @@ DEPS=(
 
 ready() {
     [[ -x "$VENV/bin/python" ]] &&
-        "$VENV/bin/python" -c "import importlib.metadata as m, sys, gpg, keylime.cmd.registrar; sys.exit(m.version('keylime') != '$KEYLIME_VERSION')" 2>/dev/null
+        "$VENV/bin/python" -c "import importlib.metadata as m, sys, gpg, keylime.cmd.registrar, keylime.cmd.verifier; sys.exit(m.version('keylime') != '$KEYLIME_VERSION')" 2>/dev/null
 }
 
 if ready; then

@@ -25,15 +25,23 @@ impl BenchCa {
     /// A fresh CA (ECDSA P-256), valid for two days.
     pub fn generate() -> Result<BenchCa, SimError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(SimError::keys)?;
-        let mut params = CertificateParams::new(Vec::new()).map_err(SimError::keys)?;
-        params.distinguished_name.push(DnType::CommonName, "Cairn fleet bench CA (simulated TPMs, not for production)");
-        params.distinguished_name.push(DnType::OrganizationName, "Cairn bench");
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        validity(&mut params);
+        let params = ca_params()?;
         let cert = params.self_signed(&key).map_err(SimError::keys)?;
         let cert_pem = cert.pem();
         Ok(BenchCa { issuer: Issuer::new(params, key), cert_pem })
+    }
+
+    /// A CA made earlier by [`BenchCa::generate`] and saved with [`BenchCa::key_pem`], so a
+    /// registrar can be told to trust it before the simulator that uses it starts.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<BenchCa, SimError> {
+        let key = KeyPair::from_pem(key_pem).map_err(SimError::keys)?;
+        // Issued certificates name the issuer by these (fixed) attributes and its key.
+        Ok(BenchCa { issuer: Issuer::new(ca_params()?, key), cert_pem: cert_pem.to_owned() })
+    }
+
+    /// The CA's private key, PKCS#8 PEM (for [`BenchCa::from_pem`]).
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
     }
 
     /// The CA certificate, PEM — what a bench registrar's trust directory holds.
@@ -51,6 +59,17 @@ impl BenchCa {
         let cert = params.signed_by(ek, &self.issuer).map_err(SimError::keys)?;
         Ok(cert.der().to_vec())
     }
+}
+
+/// The CA certificate's attributes.
+fn ca_params() -> Result<CertificateParams, SimError> {
+    let mut params = CertificateParams::new(Vec::new()).map_err(SimError::keys)?;
+    params.distinguished_name.push(DnType::CommonName, "Cairn fleet bench CA (simulated TPMs, not for production)");
+    params.distinguished_name.push(DnType::OrganizationName, "Cairn bench");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    validity(&mut params);
+    Ok(params)
 }
 
 /// From a day ago to a day ahead: a run's certificates are valid now and soon are not.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use cairn_core::eventlog::{encode, EventLog};
 use cairn_core::ima::BankSet;
 use cairn_core::policy::runtime::{appraise, AppraisalConfig, AppraisalState, PcrOutcome, RuntimePolicy};
@@ -21,6 +22,12 @@ pub struct ImaBenchArgs {
     /// Repetitions (the best is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Also write the synthetic log (ascii_runtime_measurements text) here, for other tools to time.
+    #[arg(long, value_name = "FILE")]
+    write_log: Option<PathBuf>,
+    /// Also write its runtime policy (Keylime JSON) here.
+    #[arg(long, value_name = "FILE")]
+    write_policy: Option<PathBuf>,
 }
 
 /// Arguments of `cairn bench eventlog`.
@@ -49,10 +56,17 @@ impl ImaBenchArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         eprintln!("generating a {}-entry log and its policy …", self.entries);
         let synth = cairn_core::ima::synth::generate(self.entries);
+        if let Some(f) = &self.write_log {
+            std::fs::write(f, &synth.log).with_context(|| format!("cannot write {}", f.display()))?;
+        }
+        if let Some(f) = &self.write_policy {
+            std::fs::write(f, &synth.policy_json).with_context(|| format!("cannot write {}", f.display()))?;
+        }
         let t = Instant::now();
         let policy = RuntimePolicy::from_json(&synth.policy_json)?;
         let policy_parse = t.elapsed();
         let mut results = serde_json::Map::new();
+        let mut pcr10 = serde_json::Map::new();
         let bank_sets = [
             ("sha1", BankSet::of(&[HashAlg::Sha1])),
             ("sha256", BankSet::of(&[HashAlg::Sha256])),
@@ -65,6 +79,7 @@ impl ImaBenchArgs {
             let (end, _) = cairn_core::ima::replay::replay(&synth.log, banks)?;
             let quoted =
                 end.value(quote_bank).ok_or_else(|| anyhow::anyhow!("the {quote_bank} bank did not replay"))?;
+            pcr10.insert(quote_bank.name().into(), json!(quoted.to_hex()));
             // The figures are only meaningful for a log that passes: check once, untimed.
             let check = appraise(
                 Some(&policy),
@@ -109,6 +124,7 @@ impl ImaBenchArgs {
             "policy_bytes": synth.policy_json.len(),
             "policy_parse_ms": (policy_parse.as_secs_f64() * 1e5).round() / 100.0,
             "threads": 1,
+            "pcr10": pcr10,
             "note": "replay_and_policy: replay of the bank(s) against the quoted PCR 10, template-hash check and appraisal of every entry against a policy listing every path with its digest (what a verifier does per round); replay_and_structural_checks: the same without a policy",
             "results": results,
         });

@@ -6,6 +6,7 @@ mod keyrelease;
 mod logs;
 mod quote_material;
 mod quote_verify;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ pub enum BenchCommand {
     Fleet(fleet::FleetArgs),
     /// Host-mode measurement cost: µs per MiB of code read from process memory (needs root).
     Hvm(hvm::HvmBenchArgs),
+    /// The simulated fleet alone, for any verifier (Keylime's too): agents JSON, control endpoint.
+    Sim(sim::SimArgs),
 }
 
 impl BenchCommand {
@@ -40,6 +43,7 @@ impl BenchCommand {
             BenchCommand::Keyrelease(a) => a.run(),
             BenchCommand::Fleet(a) => a.run(),
             BenchCommand::Hvm(a) => a.run(),
+            BenchCommand::Sim(a) => a.run(),
         }
     }
 }
