@@ -205,28 +205,13 @@ impl AgentArgs {
             let agent = Agent::start(config).await?;
             // One line on stdout, for scripts and tests: the uuid and the address served.
             println!("cairn agent {} listening on {}", agent.uuid, agent.addr);
-            agent.run_until(shutdown_signal()).await;
+            agent.run_until(super::registrar::shutdown_signal()).await;
             anyhow::Ok(())
         })?;
         Ok(ExitCode::SUCCESS)
     }
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("stopping");
-}
 
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -131,7 +131,7 @@ impl SimArgs {
         let control_url = format!("http://{}", listener.local_addr()?);
         write_agents(out, &control.fleet, &control_url, self)?;
         println!("cairn bench sim: {} agents listening; control {control_url}; agents in {}", self.agents, out.display());
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, app).with_graceful_shutdown(crate::cmd::registrar::shutdown_signal()).await?;
         eprintln!("bench sim: stopping");
         if let Ok(c) = Arc::try_unwrap(control) {
             c.fleet.stop().await;
@@ -246,19 +246,4 @@ async fn inject(State(c): State<Arc<Control>>, UrlPath(index): UrlPath<usize>) -
 /// `GET /quotes`: quotes served, in all and per agent.
 async fn quotes(State(c): State<Arc<Control>>) -> Json<serde_json::Value> {
     Json(json!({"quotes_served": c.fleet.quotes_served(), "per_agent": c.fleet.per_agent_quotes()}))
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }
