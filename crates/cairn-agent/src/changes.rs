@@ -57,12 +57,15 @@ impl ImaWatch {
     /// Complete entries in the log now.
     pub fn entries(&self) -> Result<u64, AgentError> {
         let io = |e: std::io::Error| AgentError::Io { path: self.path.clone(), source: e };
-        let mut f = std::fs::File::open(&self.path).map_err(io)?;
-        let size = f.metadata().map_err(io)?.len();
+        let size = std::fs::metadata(&self.path).map_err(io)?.len();
         let mut seen = self.seen.lock().map_err(|_| AgentError::Config("IMA watch lock poisoned".into()))?;
+        if size == seen.0 {
+            return Ok(seen.1); // nothing appended: no open, no read (this runs every POLL per waiting request)
+        }
         if size < seen.0 {
             *seen = (0, 0); // the list restarted
         }
+        let mut f = std::fs::File::open(&self.path).map_err(io)?;
         f.seek(SeekFrom::Start(seen.0)).map_err(io)?;
         let mut buf = vec![0u8; 64 * 1024];
         let (mut read, mut lines, mut last_newline) = (seen.0, seen.1, seen.0);

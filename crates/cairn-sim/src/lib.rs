@@ -280,7 +280,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 /// Completes when `stop` turns true (the guard `wait_for` returns is dropped here, so callers
 /// stay `Send`).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::agent::SimAgent;
+use crate::stopped;
 use crate::error::SimError;
 
 /// The client-certificate check every agent shares: chains to `client_ca_pem`.
@@ -105,8 +106,3 @@ pub(crate) async fn serve(listener: TcpListener, net: u8, fronts: Vec<(Arc<SimAg
     }
 }
 
-/// Completes when `stop` turns true (the guard `wait_for` returns is dropped here, so callers
-/// stay `Send`).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}

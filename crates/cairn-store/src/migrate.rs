@@ -5,9 +5,28 @@
 //! version bump, so a crash mid-way leaves the previous version intact. Migrations are only
 //! ever appended, never edited once released.
 
+use std::path::Path;
+use std::time::Duration;
+
 use rusqlite::Connection;
 
 use crate::error::StoreError;
+
+/// How long a writer waits for another's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens (creating if needed) the SQLite file at `path` as every Cairn store uses it — WAL,
+/// `synchronous = NORMAL`, foreign keys on, a busy timeout — migrated to the newest of `migrations`.
+pub(crate) fn open_migrated(path: &Path, migrations: &[&str]) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let mut conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+    migrate(&mut conn, migrations)?;
+    Ok(conn)
+}
 
 /// SQLite schema migrations of the service store, oldest first.
 pub(crate) const MIGRATIONS: &[&str] = &[

@@ -8,14 +8,13 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use cairn_core::levels::{DebVersion, Feed, PackageFile, PackageUpdates, ReferenceDigests, UpdateFeed};
 use cairn_core::{Digest, HashAlg};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::StoreError;
-use crate::migrate::{migrate, REFDB_MIGRATIONS};
+use crate::migrate::{open_migrated, REFDB_MIGRATIONS};
 
 /// A package version whose files are added.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,18 +55,11 @@ pub struct RefDb {
     conn: Mutex<Connection>,
 }
 
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl RefDb {
     /// Opens (creating if needed) the reference database at `path`.
     pub fn open(path: &Path) -> Result<RefDb, StoreError> {
-        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        migrate(&mut conn, REFDB_MIGRATIONS)?;
+        let conn = open_migrated(path, REFDB_MIGRATIONS)?;
         Ok(RefDb { conn: Mutex::new(conn) })
     }
 

@@ -7,16 +7,12 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::StoreError;
-use crate::migrate::{migrate, MIGRATIONS};
+use crate::migrate::{open_migrated, MIGRATIONS};
 use crate::registrar::{NewRegistration, Registration, RegistrarStore, Saved};
-
-/// How long a write waits for another process holding the file's lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A SQLite database file.
 #[derive(Debug)]
@@ -28,13 +24,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, in WAL mode, migrated to the newest
     /// schema.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        migrate(&mut conn, MIGRATIONS)?;
+        let conn = open_migrated(path, MIGRATIONS)?;
         Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 

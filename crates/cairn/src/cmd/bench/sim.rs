@@ -99,7 +99,7 @@ impl SimArgs {
             client_ca_pem.extend_from_slice(&super::super::read(f)?);
             client_ca_pem.push(b'\n');
         }
-        raise_fd_limit(self.agents);
+        super::fleet::raise_fd_limit(self.agents);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         runtime.block_on(self.serve(ca, client_ca_pem, &out))?;
         Ok(ExitCode::SUCCESS)
@@ -137,17 +137,6 @@ impl SimArgs {
             c.fleet.stop().await;
         }
         Ok(())
-    }
-}
-
-/// Two sockets per agent (its listener and a verifier's connection) plus slack.
-fn raise_fd_limit(agents: usize) {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let want = u64::try_from(agents).unwrap_or(u64::MAX).saturating_mul(2).saturating_add(4096);
-    let now = getrlimit(Resource::Nofile);
-    let hard = now.maximum.unwrap_or(u64::MAX);
-    if now.current.is_some_and(|soft| soft < want) {
-        let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(want.min(hard)), maximum: now.maximum });
     }
 }
 

@@ -321,7 +321,7 @@ fn unit_random() -> f64 {
 /// Per agent: its listener and, with push-on-change, two connections on each side (quote and long
 /// poll) — in this process and in the verifier, which inherits the limit. Raised to what is needed
 /// (the hard limit too when running as root), else as far as the hard limit allows.
-fn raise_fd_limit(agents: usize) {
+pub(crate) fn raise_fd_limit(agents: usize) {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let want = u64::try_from(agents).unwrap_or(u64::MAX).saturating_mul(4).saturating_add(8192);
     let now = getrlimit(Resource::Nofile);

@@ -17,7 +17,7 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let hz = rustix_clock_ticks();
+    let hz = rustix::param::clock_ticks_per_second() as f64;
     let cpu_seconds = (ticks(11) + ticks(12)) as f64 / hz;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kib = status
@@ -27,11 +27,6 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     Ok(ProcSample { cpu_seconds, rss_bytes: rss_kib * 1024 })
-}
-
-/// Clock ticks per second for /proc times (USER_HZ: 100 on every Linux architecture Cairn runs on).
-fn rustix_clock_ticks() -> f64 {
-    100.0
 }
 
 #[cfg(test)]

@@ -33,10 +33,10 @@ pub async fn start(stop: watch::Receiver<bool>) -> anyhow::Result<(String, Recei
     Ok((url, received))
 }
 
-async fn serve(listener: TcpListener, received: Received, mut stop: watch::Receiver<bool>) {
+async fn serve(listener: TcpListener, received: Received, stop: watch::Receiver<bool>) {
     loop {
         let tcp = tokio::select! {
-            () = stopped(&mut stop) => return,
+            () = crate::cmd::demo::cluster::stopped(stop.clone()) => return,
             a = listener.accept() => match a { Ok((t, _)) => t, Err(_) => continue },
         };
         let received = received.clone();
@@ -71,8 +71,3 @@ fn agent_of(body: &[u8]) -> Option<String> {
     inner.get("agent_id")?.as_str().map(str::to_owned)
 }
 
-/// Completes when `stop` turns true (the guard `wait_for` returns is dropped here, so callers
-/// stay `Send`).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
