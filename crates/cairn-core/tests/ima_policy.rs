@@ -133,3 +133,50 @@ fn incremental_appraisal_equals_full() {
     assert_eq!(state.replay.next_entry(), 826);
     assert_eq!(state.replay.value(HashAlg::Sha256).unwrap().to_hex(), case["pcr10"].as_str().unwrap());
 }
+
+/// The two-thread appraisal (extend chain on its own thread) reaches exactly the one-thread outcome:
+/// failures, the matching prefix, the state kept there (learned keys included) and the end state.
+#[test]
+fn two_threads_give_the_one_thread_outcome() {
+    use cairn_core::ima::replay;
+    use cairn_core::policy::runtime::PARALLEL_MIN_BYTES;
+    let synth = cairn_core::ima::synth::generate(12_000);
+    let policy = RuntimePolicy::from_json(&synth.policy_json).unwrap();
+    let mut log = synth.log.clone();
+    // One entry's file digest altered (its template hash no longer matches), one path not in the policy.
+    let text = String::from_utf8(log.clone()).unwrap();
+    let line = text.lines().nth(4321).unwrap().to_owned();
+    let digest = line.split(' ').nth(3).unwrap().to_owned();
+    let altered = line.replace(&digest, &format!("sha256:{}", "ab".repeat(32)));
+    log = text.replacen(&line, &altered, 1).replacen("/usr/bin/file-0009000", "/usr/bin/not-listed", 1).into_bytes();
+    // Keylime's ima-buf log (keys learned into keyrings) after it.
+    if let Some(p) = common::testdata("ima/keylime-tests_ima-ng+ima-buf.ascii") {
+        log.extend(std::fs::read(p).unwrap());
+    }
+    assert!(log.len() >= PARALLEL_MIN_BYTES, "the test log must take the two-thread path");
+    for bank in [HashAlg::Sha1, HashAlg::Sha256] {
+        let banks = BankSet::of(&[bank]);
+        let prefix: Vec<u8> = log.split_inclusive(|b| *b == b'\n').take(7_000).flatten().copied().collect();
+        let at = |input: &[u8]| replay::replay(input, banks).unwrap().0.value(bank).unwrap();
+        let quotes = [None, Some(at(&prefix)), Some(at(&log)), Some(bank.hash(b"no prefix gives this"))];
+        for quoted in quotes {
+            let state = AppraisalState::new(banks);
+            let one = appraise(Some(&policy), &state, &log, quoted.as_ref(), &AppraisalConfig::default()).unwrap();
+            let config = AppraisalConfig { two_threads: true, ..AppraisalConfig::default() };
+            let two = appraise(Some(&policy), &state, &log, quoted.as_ref(), &config).unwrap();
+            assert_eq!(one.entries, two.entries);
+            assert_eq!(one.failures, two.failures);
+            assert_eq!(one.pcr, two.pcr, "{bank} {quoted:?}");
+            assert_eq!(one.end, two.end);
+            assert_eq!(one.next, two.next);
+            assert!(one.failures.len() >= 2, "{:?}", one.failures);
+        }
+        // A log cut mid-entry: the same error either way.
+        let cut = &log[..log.len() - 7];
+        let state = AppraisalState::new(banks);
+        let one = appraise(Some(&policy), &state, cut, None, &AppraisalConfig::default()).map(|a| a.entries);
+        let two = appraise(Some(&policy), &state, cut, None, &AppraisalConfig { two_threads: true, ..AppraisalConfig::default() })
+            .map(|a| a.entries);
+        assert_eq!(format!("{one:?}"), format!("{two:?}"));
+    }
+}

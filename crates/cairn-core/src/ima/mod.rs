@@ -28,4 +28,4 @@ pub mod synth;
 pub use entry::{ImaEntry, Template, TemplateHash};
 pub use field::{Blob, FileDigest, FileHashAlg};
 pub use log::{parse, Entries, LogError, LogFormat};
-pub use replay::{BankSet, BankValue, PrefixMatch, ReplayConfig, ReplayState, ReplaySummary, Replayer, IMA_PCR};
+pub use replay::{BankSet, BankValue, Extension, PrefixMatch, ReplayConfig, ReplayState, ReplaySummary, Replayer, IMA_PCR};

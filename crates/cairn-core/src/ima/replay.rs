@@ -128,6 +128,11 @@ impl ReplayState {
         matches!(self.banks.get(slot(d.alg())), Some(Some(BankValue::Value(v))) if v == d)
     }
 
+    /// The tracked banks (available or not), without allocating.
+    pub fn tracked(&self) -> BankSet {
+        BankSet(self.banks.iter().enumerate().fold(0, |m, (i, b)| if b.is_some() { m | (1 << i) } else { m }))
+    }
+
     /// The tracked banks.
     pub fn banks(&self) -> BankSet {
         BankSet::of(&HashAlg::ALL.into_iter().filter(|a| self.bank(*a).is_some()).collect::<Vec<_>>())
@@ -156,6 +161,26 @@ pub struct Step {
     /// Whether the logged template hash equals the hash of the template data; `None` when it could
     /// not be checked (violation entry, unknown ASCII template, or no check asked for).
     pub template_hash_ok: Option<bool>,
+}
+
+/// What one entry extends each bank with, worked out from the entry alone — apart from the running
+/// values — so that the per-entry work (template data, its hashes) can run ahead of, or beside, the
+/// sequential extend chain ([`Replayer::prepare`], [`Replayer::apply`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extension {
+    banks: [Ext; 5],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ext {
+    /// The bank is not tracked.
+    Skip,
+    /// Extend with this digest.
+    With(Digest),
+    /// A violation: extend with all-ones of the bank's length.
+    Ones,
+    /// The template data cannot be known: the bank becomes unavailable.
+    Unavailable,
 }
 
 /// Summary of a replay over one input.
@@ -201,38 +226,62 @@ impl Replayer {
 
     /// Extends every tracked bank of `state` with `entry` (its PCR index is not checked here).
     pub fn extend(&mut self, state: &mut ReplayState, entry: &ImaEntry<'_>) -> Step {
-        let index = state.next_entry;
-        state.next_entry += 1;
-        let logged = entry.template_hash.as_bytes();
+        let (ext, step) = self.prepare(state.tracked(), entry);
+        Replayer::apply(state, &ext);
+        step
+    }
+
+    /// The per-entry half of [`Replayer::extend`]: what `entry` extends each of `banks` with, and
+    /// the template-hash check.
+    pub fn prepare(&mut self, banks: BankSet, entry: &ImaEntry<'_>) -> (Extension, Step) {
+        let mut ext = Extension { banks: [Ext::Skip; 5] };
         if entry.template_hash.is_violation() {
-            for (alg, bank) in HashAlg::ALL.into_iter().zip(state.banks.iter_mut()) {
-                if let Some(BankValue::Value(old)) = bank {
-                    *old = hash::extend(alg, old, alg.ones().as_bytes());
+            for (alg, e) in HashAlg::ALL.into_iter().zip(ext.banks.iter_mut()) {
+                if banks.contains(alg) {
+                    *e = Ext::Ones;
                 }
             }
-            return Step { template_hash_ok: None };
+            return (ext, Step { template_hash_ok: None });
         }
+        let logged = entry.template_hash.as_bytes();
         let data = entry.template_data(&mut self.scratch);
         // The template-hash check's digest, also what a bank of the same algorithm extends.
         let checked = match (self.config.template_hash_alg, data) {
             (Some(alg), Some(d)) => Some(hash::hash(alg, d)),
             _ => None,
         };
-        for (alg, bank) in HashAlg::ALL.into_iter().zip(state.banks.iter_mut()) {
-            let Some(BankValue::Value(old)) = bank else { continue };
-            *bank = Some(if alg == HashAlg::Sha1 && logged.len() == alg.len() {
-                BankValue::Value(hash::extend(alg, old, logged))
-            } else if let Some(d) = data {
-                let digest = match checked {
-                    Some(c) if c.alg() == alg => c,
-                    _ => hash::hash(alg, d),
-                };
-                BankValue::Value(hash::extend(alg, old, digest.as_bytes()))
-            } else {
-                BankValue::Unavailable { entry: index }
-            });
+        for (alg, e) in HashAlg::ALL.into_iter().zip(ext.banks.iter_mut()) {
+            if !banks.contains(alg) {
+                continue;
+            }
+            *e = match (alg == HashAlg::Sha1).then(|| Digest::from_bytes(alg, logged).ok()).flatten() {
+                Some(d) => Ext::With(d),
+                None => match data {
+                    Some(d) => Ext::With(match checked {
+                        Some(c) if c.alg() == alg => c,
+                        _ => hash::hash(alg, d),
+                    }),
+                    None => Ext::Unavailable,
+                },
+            };
         }
-        Step { template_hash_ok: checked.map(|c| c.as_bytes() == logged) }
+        (ext, Step { template_hash_ok: checked.map(|c| c.as_bytes() == logged) })
+    }
+
+    /// The sequential half of [`Replayer::extend`]: applies a prepared entry to the running values.
+    #[inline]
+    pub fn apply(state: &mut ReplayState, ext: &Extension) {
+        let index = state.next_entry;
+        state.next_entry += 1;
+        for ((alg, bank), e) in HashAlg::ALL.into_iter().zip(state.banks.iter_mut()).zip(ext.banks.iter()) {
+            let Some(BankValue::Value(old)) = bank else { continue };
+            match e {
+                Ext::Skip => {}
+                Ext::With(d) => *old = hash::extend(alg, old, d.as_bytes()),
+                Ext::Ones => *old = hash::extend(alg, old, alg.ones().as_bytes()),
+                Ext::Unavailable => *bank = Some(BankValue::Unavailable { entry: index }),
+            }
+        }
     }
 
     /// Checks the entry's PCR against the configuration.

@@ -13,7 +13,9 @@ pub mod document;
 pub mod excludes;
 pub mod keys;
 
-pub use appraise::{appraise, Appraisal, AppraisalConfig, AppraisalState, EntryFailure, FailureReason, PcrOutcome};
+pub use appraise::{
+    appraise, Appraisal, AppraisalConfig, AppraisalState, EntryFailure, FailureReason, PcrOutcome, PARALLEL_MIN_BYTES,
+};
 pub use document::{AllowedDigest, DigestList, DigestMap, PolicyMeta, RuntimePolicy};
 pub use excludes::Excludes;
 pub use keys::{KeyKind, Keyrings, PublicKey, SignatureError};

@@ -147,7 +147,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let config = AppraisalConfig { fail_on_violations: a.fail_on_violations, ..AppraisalConfig::default() };
+    let config = AppraisalConfig { fail_on_violations: a.fail_on_violations, two_threads: true, ..AppraisalConfig::default() };
     let result = match appraise(Some(&policy), &AppraisalState::new(BankSet::ALL), &bytes, quoted.as_ref(), &config) {
         Ok(r) => r,
         Err(e) => {

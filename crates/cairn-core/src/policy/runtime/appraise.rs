@@ -16,7 +16,7 @@ use crate::alg::{Digest, HashAlg};
 use crate::ima::entry::{ImaEntry, Template};
 use crate::ima::field::{Blob, FileDigest};
 use crate::ima::log::{Entries, LogError};
-use crate::ima::replay::{BankSet, ReplayConfig, ReplayState, Replayer, Step, IMA_PCR};
+use crate::ima::replay::{BankSet, Extension, ReplayConfig, ReplayState, Replayer, Step, IMA_PCR};
 use crate::policy::runtime::digests::{DigestList, DigestMap};
 use crate::policy::runtime::document::RuntimePolicy;
 use crate::policy::runtime::keys::{Keyrings, PublicKey, SignatureError};
@@ -28,11 +28,15 @@ pub struct AppraisalConfig {
     pub pcr: u32,
     /// Fail on violation (ToMToU / open-writers) entries; Keylime's shipped default does not.
     pub fail_on_violations: bool,
+    /// Let a second thread run the PCR extend chain while this one parses, hashes and judges
+    /// entries, for inputs of at least [`PARALLEL_MIN_BYTES`] (a whole log at first contact; a
+    /// verifier's incremental rounds stay on one thread). The outcome is the same either way.
+    pub two_threads: bool,
 }
 
 impl Default for AppraisalConfig {
     fn default() -> Self {
-        AppraisalConfig { pcr: IMA_PCR, fail_on_violations: false }
+        AppraisalConfig { pcr: IMA_PCR, fail_on_violations: false, two_threads: false }
     }
 }
 
@@ -195,6 +199,9 @@ pub fn appraise(
     quoted: Option<&Digest>,
     config: &AppraisalConfig,
 ) -> Result<Appraisal, LogError> {
+    if config.two_threads && input.len() >= PARALLEL_MIN_BYTES {
+        return appraise_two_threads(policy, state, input, quoted, config);
+    }
     let log_hash_alg = policy.map_or(HashAlg::Sha1, |p| p.log_hash_alg);
     let mut replayer = Replayer::new(ReplayConfig { pcr: config.pcr, template_hash_alg: Some(log_hash_alg) });
     let mut replay = state.replay;
@@ -222,13 +229,100 @@ pub fn appraise(
             matched = Some(AppraisalState { replay, learned: judge.learned.clone() });
         }
     }
-    let pcr = match (quoted, &matched) {
-        (None, _) => PcrOutcome::NotChecked,
-        (Some(_), Some(m)) => PcrOutcome::Matched { entries: m.replay.next_entry() },
-        (Some(q), None) => PcrOutcome::NoPrefixMatches { quoted: *q, computed: replay.value(q.alg()) },
-    };
+    let pcr = pcr_outcome(quoted, matched.as_ref(), &replay);
     let next = matched.unwrap_or(AppraisalState { replay, learned: judge.learned });
     Ok(Appraisal { entries, failures: judge.failures, pcr, end: replay, next })
+}
+
+/// The PCR outcome of a pass that matched the quote at `matched` (if it did) and ended at `end`.
+fn pcr_outcome(quoted: Option<&Digest>, matched: Option<&AppraisalState>, end: &ReplayState) -> PcrOutcome {
+    match (quoted, matched) {
+        (None, _) => PcrOutcome::NotChecked,
+        (Some(_), Some(m)) => PcrOutcome::Matched { entries: m.replay.next_entry() },
+        (Some(q), None) => PcrOutcome::NoPrefixMatches { quoted: *q, computed: end.value(q.alg()) },
+    }
+}
+
+/// Inputs at least this long are appraised on two threads when [`AppraisalConfig::two_threads`] asks.
+pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// Prepared entries handed to the extend thread at a time.
+const CHUNK: usize = 2048;
+
+/// [`appraise`] with the extend chain on a second thread: this thread parses each entry, rebuilds
+/// and hashes its template data ([`Replayer::prepare`]) and judges it; the other applies the prepared
+/// extensions in order ([`Replayer::apply`]) and notes the first prefix that reaches the quote.
+/// Keys learned from `ima-buf` entries are snapshotted where they change, so the state kept at the
+/// matching prefix is the one the one-thread pass keeps.
+fn appraise_two_threads(
+    policy: Option<&RuntimePolicy>,
+    state: &AppraisalState,
+    input: &[u8],
+    quoted: Option<&Digest>,
+    config: &AppraisalConfig,
+) -> Result<Appraisal, LogError> {
+    let log_hash_alg = policy.map_or(HashAlg::Sha1, |p| p.log_hash_alg);
+    let mut replayer = Replayer::new(ReplayConfig { pcr: config.pcr, template_hash_alg: Some(log_hash_alg) });
+    let start = state.replay;
+    let banks = start.tracked();
+    let mut judge = Judge { policy, learned: state.learned.clone(), config, failures: Vec::new() };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Extension>>(4);
+    std::thread::scope(|scope| {
+        let chain = scope.spawn(move || {
+            let mut replay = start;
+            let mut matched: Option<ReplayState> = quoted.filter(|q| replay.holds(q)).map(|_| replay);
+            for chunk in rx {
+                for ext in &chunk {
+                    Replayer::apply(&mut replay, ext);
+                    if matched.is_none() && quoted.is_some_and(|q| replay.holds(q)) {
+                        matched = Some(replay);
+                    }
+                }
+            }
+            (replay, matched)
+        });
+        let mut snapshots: Vec<(u64, Keyrings)> = Vec::new();
+        let mut entries = 0u64;
+        let mut index = start.next_entry();
+        let mut list = Entries::new(input, index);
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let parsed = loop {
+            let item = list.next();
+            let entry = match item {
+                Some(Ok(ref e)) => e,
+                Some(Err(e)) => break Err(e),
+                None => break Ok(()),
+            };
+            let listed = judge.look_up_file(entry);
+            let (ext, step) = replayer.prepare(banks, entry);
+            judge.entry(index, entry, step, listed);
+            index += 1;
+            entries += 1;
+            if matches!(entry.template, Template::ImaBuf { .. }) {
+                snapshots.push((index, judge.learned.clone()));
+            }
+            chunk.push(ext);
+            if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+                break Ok(());
+            }
+        };
+        if !chunk.is_empty() {
+            let _ = tx.send(chunk);
+        }
+        drop(tx);
+        let (end, matched) = match chain.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        parsed?;
+        let learned_at = |n: u64| {
+            snapshots.iter().rev().find(|(i, _)| *i <= n).map_or_else(|| state.learned.clone(), |(_, k)| k.clone())
+        };
+        let matched = matched.map(|m| AppraisalState { replay: m, learned: learned_at(m.next_entry()) });
+        let pcr = pcr_outcome(quoted, matched.as_ref(), &end);
+        let next = matched.unwrap_or(AppraisalState { replay: end, learned: judge.learned });
+        Ok(Appraisal { entries, failures: judge.failures, pcr, end, next })
+    })
 }
 
 struct Judge<'p, 'c> {
