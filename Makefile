@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTDATA ?= $(CURDIR)/../shared/testdata
 
-.PHONY: demo test deps deps-test build unit doc-tests fuzz-smoke test-keylime-interop bench clean
+.PHONY: demo test deps deps-test build unit doc-tests fuzz-smoke test-keylime-interop nova-venv bench clean
 
 ## demo: the local demo — a fresh swtpm, EK and AK, a quote, its verification.
 demo: deps
@@ -11,7 +11,7 @@ demo: deps
 	./target/release/cairn demo
 
 ## test: the whole suite (unit, integration on real swtpm, vectors, doc tests, fuzz smoke).
-test: deps-test fuzz-smoke doc-tests test-keylime-interop unit
+test: deps-test fuzz-smoke doc-tests test-keylime-interop nova-venv unit
 
 deps:
 	@scripts/install-deps.sh
@@ -27,6 +27,11 @@ unit:
 test-keylime-interop: deps-test
 	@scripts/keylime-venv.sh || [ "$${CI:-}" != "true" ]
 	$(CARGO) nextest run -p cairn --test agent_keylime --test tenant_keylime --no-fail-fast
+
+## nova-venv: OpenStack Nova from PyPI (target/nova-venv), so the Cairn scheduler filter (contrib/nova) is
+## tested against Nova's own classes by crates/cairn/tests/levels_placement.rs.
+nova-venv: deps-test
+	@scripts/nova-venv.sh || [ "$${CI:-}" != "true" ]
 
 doc-tests:
 	$(CARGO) test --workspace --doc

@@ -70,6 +70,10 @@ pub struct AddAgentRequest {
     /// measurement list, which the verifier fetches, replays and judges every round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hvm_pcr: Option<u8>,
+    /// Cairn: the host's name as schedulers know it (Nova's compute host, a Kubernetes node name),
+    /// reported by placement queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
 }
 
 fn port_from_any<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
@@ -153,6 +157,46 @@ pub struct AgentView {
     /// Cairn: the hvm PCR when the node is attested in host mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hvm_pcr: Option<u8>,
+    /// Cairn: the host's name for schedulers, when the tenant gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    /// Cairn: the integrity level of the last judged round (`boot_untrusted` … `ima_all_ok`); absent
+    /// when the verifier has no reference database or has not judged the node yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity_level: Option<String>,
+    /// Cairn: why the node is below `ima_all_ok`, worst first (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integrity_level_reasons: Vec<serde_json::Value>,
+}
+
+/// One host that qualifies for a placement query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementHost {
+    /// The node id.
+    pub agent_id: String,
+    /// The host's name for schedulers (the tenant's `host_name`, else the node's address).
+    pub host_name: String,
+    /// The node's address.
+    pub ip: String,
+    /// Its integrity level now.
+    pub integrity_level: String,
+    /// Unix seconds of its last passing round.
+    pub last_successful_attestation: i64,
+}
+
+/// `GET /cairn/v1/placement?trusted_host=L|min_trusted_host=L` results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The exact level asked for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_host: Option<String>,
+    /// The lowest level asked for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_trusted_host: Option<String>,
+    /// Hosts that qualify now, by agent id.
+    pub hosts: Vec<PlacementHost>,
+    /// Every level, worst first (what the two parameters accept).
+    pub levels: Vec<String>,
 }
 
 /// `GET /vX/agents/`: Keylime lists uuids; Cairn adds each node's view.

@@ -114,6 +114,13 @@ impl RefDb {
         rows.collect::<Result<_, _>>().map_err(StoreError::query("reading a lookup"))
     }
 
+    /// SQLite's `data_version`: changes whenever another connection (e.g. `cairn refdb build` or
+    /// `feed import` in another process) commits to the file, so a long-lived reader knows when its
+    /// cached answers are stale.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn()?.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(StoreError::query("reading data_version"))
+    }
+
     /// The algorithms files were hashed with.
     pub fn algorithms(&self) -> Result<Vec<HashAlg>, StoreError> {
         let conn = self.conn()?;
@@ -279,5 +286,17 @@ mod tests {
         assert_eq!(level(&db), IntegrityLevel::ImaPkgSecurityUpdates);
         db.clear_feed().unwrap();
         assert_eq!(level(&db), IntegrityLevel::ImaAllOk);
+    }
+
+    #[test]
+    fn data_version_tells_a_reader_another_process_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ref.sqlite");
+        let reader = RefDb::open(&path).unwrap();
+        let before = reader.data_version().unwrap();
+        assert_eq!(reader.data_version().unwrap(), before, "nothing changed");
+        let writer = RefDb::open(&path).unwrap();
+        writer.add_package(&pkg("sed", "4.9-1"), &[file("/usr/bin/sed", b"sed")]).unwrap();
+        assert_ne!(reader.data_version().unwrap(), before, "a commit by another connection shows");
     }
 }

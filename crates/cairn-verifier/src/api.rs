@@ -16,7 +16,10 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use cairn_proto::verifier::{AddAgentRequest, AgentList, AgentView, HistoryView, MbPolicyRequest, RuntimePolicyRequest};
+use cairn_core::levels::IntegrityLevel;
+use cairn_proto::verifier::{
+    AddAgentRequest, AgentList, AgentView, HistoryView, MbPolicyRequest, Placement, RuntimePolicyRequest,
+};
 use cairn_proto::version::ServiceVersion;
 use cairn_proto::{ApiVersion, Envelope};
 use cairn_store::PolicyKind;
@@ -66,6 +69,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/cairn/v1/nodes/{id}", get(cairn_node))
         .route("/cairn/v1/nodes/{id}/history", get(cairn_history))
         .route("/cairn/v1/nodes/{id}/deliveries", get(cairn_deliveries))
+        .route("/cairn/v1/placement", get(placement))
         .route("/cairn/v1/revocation-key", get(revocation_key))
         .route("/cairn/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -301,6 +305,36 @@ async fn cairn_deliveries(State(s): S, Path(id): Path<String>) -> Reply<serde_js
             })
             .collect(),
     ))
+}
+
+/// `GET /cairn/v1/placement` query.
+#[derive(Deserialize)]
+struct PlacementQuery {
+    trusted_host: Option<String>,
+    min_trusted_host: Option<String>,
+}
+
+fn level_param(name: &str, value: Option<&str>) -> Result<Option<IntegrityLevel>, VerifierError> {
+    value
+        .map(|v| {
+            v.parse::<IntegrityLevel>().map_err(|_| {
+                let all: Vec<&str> = IntegrityLevel::ALL.iter().map(|l| l.name()).collect();
+                VerifierError::BadRequest(format!("{name}={v:?} is not a level; levels, worst first: {}", all.join(", ")))
+            })
+        })
+        .transpose()
+}
+
+async fn placement(State(s): S, Query(q): Query<PlacementQuery>) -> Reply<Placement> {
+    let exact = level_param("trusted_host", q.trusted_host.as_deref())?;
+    let min = level_param("min_trusted_host", q.min_trusted_host.as_deref())?;
+    let hosts = s.fleet.placement(exact, min)?;
+    ok(Placement {
+        trusted_host: exact.map(|l| l.name().to_owned()),
+        min_trusted_host: min.map(|l| l.name().to_owned()),
+        hosts,
+        levels: IntegrityLevel::ALL.iter().map(|l| l.name().to_owned()).collect(),
+    })
 }
 
 async fn revocation_key(State(s): S) -> impl IntoResponse {

@@ -65,6 +65,15 @@ pub struct VerifierConfig {
     pub max_body_bytes: usize,
     /// Long-poll agents that offer push-on-change and attest them as soon as their IMA log grows.
     pub push_on_change: bool,
+    /// Reference database (`cairn refdb build`): when set, every node's integrity level is computed
+    /// on every round and placement queries are answered.
+    pub refdb: Option<PathBuf>,
+    /// URLs that receive every integrity-level change (POST, JSON `{msg, signature}`, signed with the
+    /// revocation key; `msg` is a JSON text whose `type` is `cairn_level_change`).
+    pub level_webhooks: Vec<String>,
+    /// A node qualifies for placement only if its last passing round is at most this old, in
+    /// milliseconds (0: three quote intervals plus the request timeout).
+    pub placement_max_age_ms: u64,
 }
 
 impl Default for VerifierConfig {
@@ -93,6 +102,9 @@ impl Default for VerifierConfig {
             notify_agents: true,
             max_body_bytes: 64 << 20,
             push_on_change: true,
+            refdb: None,
+            level_webhooks: Vec::new(),
+            placement_max_age_ms: 0,
         }
     }
 }
@@ -126,6 +138,14 @@ impl VerifierConfig {
     /// The per-request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    /// How old a node's last pass may be for placement.
+    pub fn placement_max_age(&self) -> Duration {
+        match self.placement_max_age_ms {
+            0 => self.quote_interval() * 3 + self.request_timeout(),
+            ms => Duration::from_millis(ms),
+        }
     }
 
     /// The retry delay after `misses` consecutive unanswered requests (1 = first miss).

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use cairn_proto::verifier::AgentView;
+use cairn_core::levels::IntegrityLevel;
+use cairn_proto::verifier::{AgentView, PlacementHost};
 use cairn_store::{PolicyKind, StatusUpdate, VerifierAgent, VerifierStore};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::AbortHandle;
@@ -16,11 +17,24 @@ use tokio::task::AbortHandle;
 use crate::agent_client::ClientIdentity;
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
+use crate::level_events::LevelChange;
+use crate::levels::RefCache;
 use crate::node::{self, event, Node, NodeStatus};
 use crate::policies::{self, PolicyCache};
 use crate::revoke::RevocationRequest;
 use crate::spec::{CheckedAdd, NodeSpec};
 use crate::state::NodeState;
+
+/// Where node tasks send what outlives a round: status writes, revocations, level changes.
+#[derive(Debug)]
+pub struct Outboxes {
+    /// To the batched store writer.
+    pub writer: mpsc::Sender<StatusUpdate>,
+    /// To the revocation sender.
+    pub revocations: mpsc::UnboundedSender<RevocationRequest>,
+    /// To the level-change sender.
+    pub level_events: mpsc::UnboundedSender<LevelChange>,
+}
 
 /// Everything the node tasks and the API share.
 pub struct Fleet {
@@ -38,6 +52,9 @@ pub struct Fleet {
     pub stop: watch::Receiver<bool>,
     /// Rounds run since start (for `/metrics`).
     pub rounds: crate::rounds::RoundStats,
+    /// The reference database levels are computed with (none: levels are not computed).
+    pub refdb: Option<Arc<RefCache>>,
+    level_events: mpsc::UnboundedSender<LevelChange>,
     nodes: Mutex<HashMap<String, (Arc<Node>, AbortHandle)>>,
     writer: mpsc::Sender<StatusUpdate>,
     revocations: mpsc::UnboundedSender<RevocationRequest>,
@@ -61,9 +78,10 @@ impl Fleet {
         config: VerifierConfig,
         client_identity: ClientIdentity,
         stop: watch::Receiver<bool>,
-        writer: mpsc::Sender<StatusUpdate>,
-        revocations: mpsc::UnboundedSender<RevocationRequest>,
+        outboxes: Outboxes,
+        refdb: Option<Arc<RefCache>>,
     ) -> Fleet {
+        let Outboxes { writer, revocations, level_events } = outboxes;
         Fleet {
             store,
             policies: PolicyCache::default(),
@@ -72,6 +90,8 @@ impl Fleet {
             client_identity,
             stop,
             rounds: crate::rounds::RoundStats::default(),
+            refdb,
+            level_events,
             nodes: Mutex::new(HashMap::new()),
             writer,
             revocations,
@@ -271,6 +291,13 @@ impl Fleet {
         }
     }
 
+    /// Queues a level-change event for the level webhooks.
+    pub fn level_changed(&self, change: LevelChange) {
+        if !self.config.level_webhooks.is_empty() && self.level_events.send(change).is_err() {
+            tracing::error!("level event sender is gone; a level change was not sent");
+        }
+    }
+
     /// Changes whenever a policy is replaced or deleted.
     pub fn policy_epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
@@ -356,7 +383,49 @@ impl Fleet {
             runtime_policy_name: spec.runtime_policy_name.clone(),
             mb_policy_name: spec.mb_policy_name.clone(),
             hvm_pcr: spec.hvm_pcr,
+            host_name: spec.host_name.clone(),
+            integrity_level: st.level.map(|l| l.name().to_owned()),
+            integrity_level_reasons: st.level_reasons.clone(),
         })
+    }
+}
+
+impl Fleet {
+    /// Hosts that qualify now for a placement query: attested (last round passed, not unreachable),
+    /// passed within [`VerifierConfig::placement_max_age`], with a computed level equal to `exact` and
+    /// at least `min` (either may be absent, not both).
+    pub fn placement(&self, exact: Option<IntegrityLevel>, min: Option<IntegrityLevel>) -> Result<Vec<PlacementHost>, VerifierError> {
+        if self.refdb.is_none() {
+            return Err(VerifierError::Conflict(
+                "integrity levels are not computed: this verifier has no reference database (`refdb`)".into(),
+            ));
+        }
+        if exact.is_none() && min.is_none() {
+            return Err(VerifierError::BadRequest("give trusted_host=LEVEL or min_trusted_host=LEVEL".into()));
+        }
+        let max_age = i64::try_from(self.config.placement_max_age().as_millis().div_ceil(1000)).unwrap_or(i64::MAX);
+        let (now_s, _) = node::now();
+        let mut hosts = Vec::new();
+        for n in self.all()? {
+            let st = n.status.lock().map_err(|_| poisoned())?.clone();
+            let (Some(level), Some(last)) = (st.level, st.last_successful_attestation) else { continue };
+            let fresh = now_s.saturating_sub(last) <= max_age;
+            if st.state() != NodeState::Attested || !fresh {
+                continue;
+            }
+            if exact.is_some_and(|l| l != level) || min.is_some_and(|m| level < m) {
+                continue;
+            }
+            let spec = n.spec.read().map_err(|_| poisoned())?;
+            hosts.push(PlacementHost {
+                agent_id: n.id.clone(),
+                host_name: spec.host_name.clone().unwrap_or_else(|| spec.ip.clone()),
+                ip: spec.ip.clone(),
+                integrity_level: level.name().to_owned(),
+                last_successful_attestation: last,
+            });
+        }
+        Ok(hosts)
     }
 }
 

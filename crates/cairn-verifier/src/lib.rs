@@ -12,7 +12,10 @@
 //! ([`policies`]), status writes batched into one transaction ([`writer`]), and tenant operations
 //! written through to the store before they are answered ([`fleet`]). The tenant API is Keylime's
 //! verifier API 2.x over mutual TLS, plus Cairn's read API ([`api`]). Hosts added in host mode
-//! also have their hypervisor measurement list fetched and judged every round ([`hvm`]).
+//! also have their hypervisor measurement list fetched and judged every round ([`hvm`]). With a
+//! reference database, every round also gives each node an integrity level ([`levels`]); level
+//! changes are signed events ([`level_events`]) and `GET /cairn/v1/placement` answers which hosts
+//! qualify for a level now.
 
 pub mod agent_client;
 pub mod api;
@@ -20,6 +23,8 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod hvm;
+pub mod level_events;
+pub mod levels;
 pub mod node;
 pub mod openapi;
 pub mod policies;

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_core::attest::{judge, AgentPolicy, AgentState, Failure, Round, Verdict};
 use cairn_core::crypto::VerifyingKey;
+use cairn_core::levels::{BootVerdict, IntegrityLevel, LevelReport};
 use cairn_core::tpm::ClockInfo;
 use cairn_proto::verifier::FailureView;
 use cairn_store::{AgentStatus, HistoryEvent, StatusUpdate};
@@ -25,6 +26,8 @@ use tokio::time::Instant;
 use crate::agent_client::{self, integrity_quote, IntegrityReply, Unreachable};
 use crate::fleet::Fleet;
 use crate::hvm::HvmTracker;
+use crate::level_events::{LevelChange, LEVEL_CHANGE_TYPE};
+use crate::levels::{boot_verdict, LevelTracker, MAX_REASONS};
 use crate::revoke::RevocationRequest;
 use crate::rounds::RoundEnd;
 use crate::spec::NodeSpec;
@@ -88,6 +91,12 @@ pub struct NodeStatus {
     /// The bootstrap-key half V has been delivered to the agent.
     #[serde(default)]
     pub v_released: bool,
+    /// The integrity level of the last judged round (with a reference database).
+    #[serde(default)]
+    pub level: Option<IntegrityLevel>,
+    /// Why the node is below `ima_all_ok`, worst first (at most [`crate::levels::MAX_REASONS`]).
+    #[serde(default)]
+    pub level_reasons: Vec<serde_json::Value>,
 }
 
 impl NodeStatus {
@@ -166,6 +175,7 @@ struct Prepared {
     root: String,
     http: reqwest::Client,
     hvm: Option<cairn_core::pcr::PcrIndex>,
+    levels: bool,
 }
 
 fn prepare(fleet: &Fleet, node: &Node, generation: u64, epoch: u64) -> Result<Prepared, String> {
@@ -202,6 +212,7 @@ fn prepare(fleet: &Fleet, node: &Node, generation: u64, epoch: u64) -> Result<Pr
         root: format!("https://{host}:{}", spec.port),
         http,
         hvm: spec.hvm_pcr.and_then(cairn_core::pcr::PcrIndex::new),
+        levels: fleet.refdb.is_some(),
     })
 }
 
@@ -242,6 +253,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
     let mut watcher = WatcherGuard::default();
     let mut agent_state: Option<AgentState> = None;
     let mut hvm_state: Option<HvmTracker> = None;
+    let mut levels = LevelTracker::default();
     let mut next = Instant::now();
     loop {
         // Wait until the node is polled and due.
@@ -257,6 +269,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
                 next = Instant::now();
                 agent_state = None; // reactivated or restarted: replay from the first entry
                 hvm_state = None;
+                levels.reset_ima();
             }
             if node.early.swap(false, std::sync::atomic::Ordering::AcqRel) {
                 next = Instant::now();
@@ -292,7 +305,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
                 Ok(p) => prepared = Some(p),
                 Err(why) => {
                     drop(permit);
-                    let delay = apply(&fleet, &node, generation, Outcome::Misconfigured(why), &agent_state);
+                    let delay = apply(&fleet, &node, generation, Outcome::Misconfigured(why), &agent_state, None);
                     next = started + delay;
                     continue;
                 }
@@ -304,7 +317,12 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             agent_state = Some(restored_state(p.policy.hash, &kept));
         }
         let round_started = std::time::Instant::now();
-        let outcome = attest(p, &mut agent_state, &mut hvm_state).await;
+        let outcome = attest(p, &mut agent_state, &mut hvm_state, &mut levels).await;
+        let level = match (&fleet.refdb, &outcome) {
+            (Some(cache), Outcome::Pass { .. }) => levels.level(cache, BootVerdict::Trusted).await,
+            (Some(cache), Outcome::Fail(f)) => levels.level(cache, boot_verdict(f)).await,
+            _ => None,
+        };
         let passed = matches!(outcome, Outcome::Pass { .. });
         let end = match &outcome {
             Outcome::Pass { .. } => Some(RoundEnd::Pass),
@@ -312,7 +330,7 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             Outcome::Unreachable(_) => Some(RoundEnd::Unreachable),
             Outcome::Misconfigured(_) => None,
         };
-        let delay = apply(&fleet, &node, generation, outcome, &agent_state);
+        let delay = apply(&fleet, &node, generation, outcome, &agent_state, level);
         if let Some(end) = end {
             fleet.rounds.record(end, round_started.elapsed());
         }
@@ -334,7 +352,12 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
 }
 
 /// One round: request, decode, judge. Leaves the judged next state in `agent_state` only on a pass.
-async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>, hvm: &mut Option<HvmTracker>) -> Outcome {
+async fn attest(
+    p: &Prepared,
+    agent_state: &mut Option<AgentState>,
+    hvm: &mut Option<HvmTracker>,
+    levels: &mut LevelTracker,
+) -> Outcome {
     let state = agent_state.get_or_insert_with(|| AgentState::new(p.policy.hash));
     let entry = state.ima.replay.next_entry();
     let partial = p.policy.nk_pem.is_some();
@@ -375,6 +398,16 @@ async fn attest(p: &Prepared, agent_state: &mut Option<AgentState>, hvm: &mut Op
     };
     match verdict {
         Verdict::Pass => {
+            if p.levels {
+                // The files of the entries this quote proved, for the node's integrity level.
+                if let Some(lines) = reply.ima_measurement_list.as_deref() {
+                    let start = reply.ima_measurement_list_entry.unwrap_or(0);
+                    levels.add_ima(lines.as_bytes(), start, judgement.next_state.ima.replay.next_entry());
+                }
+                if let Some(t) = hvm.as_ref() {
+                    levels.set_hvm(&t.files);
+                }
+            }
             *state = judgement.next_state;
             let nk_learned = if partial { None } else { reply.pubkey.clone() };
             Outcome::Pass { nk_learned }
@@ -434,6 +467,7 @@ fn apply(
     generation: u64,
     outcome: Outcome,
     agent_state: &Option<AgentState>,
+    level: Option<LevelReport>,
 ) -> Duration {
     let interval = fleet.config.quote_interval();
     let (now_s, _) = now();
@@ -500,6 +534,12 @@ fn apply(
             interval
         }
     };
+    if let Some(report) = level {
+        if let Some(change) = level_change(node, &mut st, &report) {
+            events.push(event(&node.id, "level", serde_json::json!({"from": change.from, "to": change.to, "reasons": change.reasons})));
+            fleet.level_changed(change);
+        }
+    }
     let update = StatusUpdate { agent_id: node.id.clone(), status: st.to_store(), events };
     drop(st);
     fleet.write(update);
@@ -507,6 +547,28 @@ fn apply(
         fleet.revoke(r);
     }
     delay
+}
+
+/// Records a round's level in the status; the change, when the level is not the one it was.
+fn level_change(node: &Node, st: &mut NodeStatus, report: &LevelReport) -> Option<LevelChange> {
+    st.level_reasons = report.reasons.iter().take(MAX_REASONS).filter_map(|r| serde_json::to_value(r).ok()).collect();
+    let before = st.level.replace(report.level);
+    if before == Some(report.level) {
+        return None;
+    }
+    let reasons: Vec<serde_json::Value> = st.level_reasons.clone();
+    tracing::info!(agent = %node.id, from = ?before.map(IntegrityLevel::name), to = report.level.name(), "integrity level changed");
+    let at_ms = now().1;
+    Some(LevelChange {
+        kind: LEVEL_CHANGE_TYPE,
+        event_id: format!("{}-level-{at_ms}", node.id),
+        agent_id: node.id.clone(),
+        ip: node.spec.read().map(|s| s.ip.clone()).unwrap_or_default(),
+        from: before.map(|l| l.name().to_owned()),
+        to: report.level.name().to_owned(),
+        reasons,
+        at_ms,
+    })
 }
 
 fn summary(views: &[FailureView]) -> String {

@@ -139,18 +139,39 @@ async fn deliver(fleet: &Fleet, req: &RevocationRequest, name: &str, target: Tar
     let (client, url) = match &target {
         Target::Webhook(c, u) | Target::Agent(c, u) => (c, u),
     };
+    let to = Receiver { client, url, name, event_id: &req.revocation_id, agent_id: &req.agent_id };
+    post_signed(fleet, &to, signed, "revocation").await;
+}
+
+/// One receiver of a signed message.
+pub(crate) struct Receiver<'a> {
+    /// The client to post with.
+    pub client: &'a reqwest::Client,
+    /// Where to.
+    pub url: &'a str,
+    /// The receiver's name in the delivery records.
+    pub name: &'a str,
+    /// The event's id in the delivery records.
+    pub event_id: &'a str,
+    /// The node the event is about.
+    pub agent_id: &'a str,
+}
+
+/// Posts `signed` to one receiver with retries (doubling delay), recording every attempt; `what`
+/// names the message in logs. Returns whether it was delivered.
+pub(crate) async fn post_signed(fleet: &Fleet, to: &Receiver<'_>, signed: &SignedRevocation, what: &str) -> bool {
     let attempts = fleet.config.delivery_attempts.max(1);
     for attempt in 1..=attempts {
-        let result = client.post(url).json(signed).send().await;
+        let result = to.client.post(to.url).json(signed).send().await;
         let (ok, outcome) = match result {
             Ok(r) if r.status().is_success() => (true, r.status().as_u16().to_string()),
             Ok(r) => (false, format!("HTTP {}", r.status())),
             Err(e) => (false, e.to_string()),
         };
         let record = Delivery {
-            event_id: req.revocation_id.clone(),
-            agent_id: req.agent_id.clone(),
-            target: name.to_owned(),
+            event_id: to.event_id.to_owned(),
+            agent_id: to.agent_id.to_owned(),
+            target: to.name.to_owned(),
             attempt,
             at_ms: node::now().1,
             ok,
@@ -159,14 +180,15 @@ async fn deliver(fleet: &Fleet, req: &RevocationRequest, name: &str, target: Tar
         let store = fleet.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.record_deliveries(&[record])).await;
         if ok {
-            tracing::info!(agent = %req.agent_id, receiver = %name, attempt, "revocation delivered");
-            return;
+            tracing::info!(agent = %to.agent_id, receiver = %to.name, attempt, "{what} delivered");
+            return true;
         }
-        tracing::warn!(agent = %req.agent_id, receiver = %name, attempt, outcome = %outcome, "revocation delivery failed");
+        tracing::warn!(agent = %to.agent_id, receiver = %to.name, attempt, outcome = %outcome, "{what} delivery failed");
         if attempt < attempts {
             tokio::time::sleep(RETRY_BASE * 2u32.saturating_pow(attempt - 1)).await;
         }
     }
+    false
 }
 
 /// `time.asctime()` in UTC, as Keylime writes `event_time`: `Mon Aug  3 12:00:00 2026`.

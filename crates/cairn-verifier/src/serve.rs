@@ -36,6 +36,7 @@ pub struct Verifier {
     identity: ClientIdentity,
     signer: Arc<RevocationSigner>,
     webhook_roots: Vec<Vec<u8>>,
+    refdb: Option<Arc<crate::levels::RefCache>>,
     /// The tenant API's address.
     pub addr: SocketAddr,
     /// The local CA, when no TLS files were configured.
@@ -67,6 +68,10 @@ impl Verifier {
         let identity = client_identity(config, local_ca.as_ref())?;
         let (signer, revocation_public_key) = revocation_key(&config.revocation_key_path())?;
         let webhook_roots = std::fs::read(&files.client_ca).map(|p| vec![p]).unwrap_or_default();
+        let refdb = match &config.refdb {
+            Some(path) => Some(Arc::new(crate::levels::RefCache::open(path).map_err(VerifierError::Config)?)),
+            None => None,
+        };
         let addr = SocketAddr::new(config.ip, config.port);
         let listener = TcpListener::bind(addr).await.map_err(|source| VerifierError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| VerifierError::Bind { addr, source })?;
@@ -78,6 +83,7 @@ impl Verifier {
             identity,
             signer: Arc::new(signer),
             webhook_roots,
+            refdb,
             addr,
             local_ca,
             revocation_public_key,
@@ -89,13 +95,16 @@ impl Verifier {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (write_tx, write_rx) = mpsc::channel(WRITE_QUEUE);
         let (revoke_tx, revoke_rx) = mpsc::unbounded_channel();
+        let (level_tx, level_rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(crate::writer::run(self.store.clone(), write_rx, stop_rx.clone()));
         // The fleet reports where it is served (tenants address `delete` there): the bound port,
         // not a configured 0.
         let config = VerifierConfig { ip: self.addr.ip(), port: self.addr.port(), ..self.config.clone() };
-        let fleet = Arc::new(Fleet::new(self.store.clone(), config, self.identity, stop_rx.clone(), write_tx, revoke_tx));
+        let outboxes = crate::fleet::Outboxes { writer: write_tx, revocations: revoke_tx, level_events: level_tx };
+        let fleet = Arc::new(Fleet::new(self.store.clone(), config, self.identity, stop_rx.clone(), outboxes, self.refdb));
         let webhook = webhook_client(&self.webhook_roots, self.config.request_timeout())?;
         let public_pem: Arc<str> = Arc::from(self.signer.public_key_pem());
+        tokio::spawn(crate::level_events::run(fleet.clone(), self.signer.clone(), webhook.clone(), level_rx));
         tokio::spawn(crate::revoke::run(fleet.clone(), self.signer, webhook, revoke_rx));
         let resumed = fleet.resume()?;
         tracing::info!(addr = %self.addr, nodes = resumed, interval_ms = self.config.quote_interval_ms, "verifier serving");

@@ -59,6 +59,9 @@ pub struct NodeSpec {
     /// Host mode: the PCR the agent extends with its hypervisor measurement list ([`crate::hvm`]).
     #[serde(default)]
     pub hvm_pcr: Option<u8>,
+    /// The host's name for schedulers (placement queries report it).
+    #[serde(default)]
+    pub host_name: Option<String>,
 }
 
 /// A policy given inline in an add request, to store under `name`.
@@ -88,6 +91,15 @@ fn bad(msg: impl Into<String>) -> VerifierError {
 /// Text that means "no policy" in Keylime requests.
 fn absent(s: &Option<String>) -> bool {
     s.as_deref().map(str::trim).is_none_or(|t| t.is_empty() || t == "null" || t == "{}")
+}
+
+/// A host name as DNS and schedulers write it: 1–253 characters of letters, digits, `.`, `-`, `_`.
+fn check_host_name(name: &str) -> Result<String, String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if name.len() > 253 || !name.chars().all(ok_char) {
+        return Err(format!("host_name {name:?} is not a host name (letters, digits, '.', '-', '_'; at most 253)"));
+    }
+    Ok(name.to_owned())
 }
 
 impl NodeSpec {
@@ -129,7 +141,11 @@ impl NodeSpec {
             nk_pem: None,
             v: None,
             hvm_pcr: None,
+            host_name: None,
         };
+        if let Some(name) = r.host_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            spec.host_name = Some(check_host_name(name).map_err(bad)?);
+        }
         if let Some(n) = r.hvm_pcr {
             spec.hvm_pcr = Some(crate::hvm::check_pcr(n).map_err(bad)?.get());
         }
@@ -265,6 +281,9 @@ mod tests {
 
     #[test]
     fn host_mode_adds_the_hvm_pcr_to_the_mask() {
+        let named = NodeSpec::from_request("n1", &AddAgentRequest { host_name: Some(" compute-1.example ".into()), ..request() }, "2.5");
+        assert_eq!(named.unwrap().spec.host_name.as_deref(), Some("compute-1.example"));
+        assert!(refused(&AddAgentRequest { host_name: Some("a b".into()), ..request() }).contains("host_name"));
         let r = AddAgentRequest { hvm_pcr: Some(13), ..request() };
         let c = NodeSpec::from_request("n1", &r, "2.5").unwrap();
         assert_eq!(c.spec.hvm_pcr, Some(13));

@@ -50,6 +50,8 @@ enum Command {
     Verifier(cmd::verifier::VerifierArgs),
     /// Tenant commands: add nodes to the verifier, read their status, reactivate, delete.
     Node(cmd::node::NodeArgs),
+    /// Placement by integrity level: hosts that qualify now; Kubernetes labels and taints.
+    Placement(cmd::placement::PlacementArgs),
     /// Reference databases (digest → package file) and update feeds, for integrity levels.
     #[command(subcommand)]
     Refdb(cmd::refdb::RefdbCommand),
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Node(a) => a.run(),
         Command::Image(c) => c.run(),
         Command::Refdb(c) => c.run(),
+        Command::Placement(a) => a.run(),
     };
     match result {
         Ok(code) => code,

@@ -7,27 +7,12 @@
 #[path = "common/fleet.rs"]
 mod fleet;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cairn_core::ima::{FileDigest, Template};
-use cairn_core::pcr::PcrIndex;
-use cairn_core::{Digest, HashAlg};
+use cairn_core::HashAlg;
 use cairn_tpm::swtpm::SwtpmCa;
-use cairn_tpm::Tpm;
 use fleet::{count, free_port, AgentNode, Fleet};
-
-/// Appends `lines` to the IMA log, then extends PCR 10 as the kernel does, beside the running agent.
-fn measure(tcti: &str, ima: &Path, lines: &[u8]) {
-    std::fs::OpenOptions::new().append(true).open(ima).unwrap().write_all(lines).unwrap();
-    let mut tpm = Tpm::open(tcti).unwrap();
-    let mut scratch = Vec::new();
-    for e in cairn_core::ima::parse(lines).unwrap() {
-        let data = e.template_data(&mut scratch).unwrap().to_vec();
-        let sha1 = Digest::from_bytes(HashAlg::Sha1, e.template_hash.as_bytes()).unwrap();
-        tpm.pcr_extend(PcrIndex::new(10).unwrap(), &[sha1, HashAlg::Sha256.hash(&data)]).unwrap();
-    }
-}
 
 /// Lines `from..to` of an ASCII log.
 fn lines(log: &[u8], from: usize, to: usize) -> Vec<u8> {
@@ -54,7 +39,7 @@ fn a_pushing_agent_is_attested_when_its_log_grows_not_at_the_interval() {
     let mut fleet = Fleet::start(dir, &ca);
     let http = fleet.registrar_http.clone();
     let a = AgentNode::start_with(&dir.join("a"), &ca, &http, &["--push-on-change".to_owned()]);
-    measure(&a.tcti, &a.ima, &lines(&synthetic.log, 0, 10));
+    a.measure(&lines(&synthetic.log, 0, 10));
     fleet.start_verifier_every(free_port(), 600_000);
     let (ok, out) = fleet.node(&["add", &a.uuid, "--runtime-policy", policy.to_str().unwrap()]);
     assert!(ok, "{out}");
@@ -64,12 +49,12 @@ fn a_pushing_agent_is_attested_when_its_log_grows_not_at_the_interval() {
     let after_first = count(&fleet.status(&a.uuid));
 
     // Allowed growth: attested again (the interval is ten minutes away).
-    measure(&a.tcti, &a.ima, &lines(&synthetic.log, 10, 20));
+    a.measure(&lines(&synthetic.log, 10, 20));
     let s = fleet.wait(&a.uuid, "attested after its log grew", |s| s["cairn_state"] == "attested" && count(s) > after_first);
     assert_eq!(s["attestation_status"], "PASS");
 
     // An unknown executable: failed at once, naming it.
-    measure(&a.tcti, &a.ima, &rogue_line("/tmp/.x/pushed-miner"));
+    a.measure(&rogue_line("/tmp/.x/pushed-miner"));
     let s = fleet.wait(&a.uuid, "failed", |s| s["cairn_state"] == "failed");
     let reasons = s["failures"].to_string();
     assert!(reasons.contains("/tmp/.x/pushed-miner"), "{s}");

@@ -64,13 +64,19 @@ pub fn sign_text(signer: &RevocationSigner, msg: String) -> Result<SignedRevocat
 
 /// Checks `signed` with the revocation key, then parses its message.
 pub fn verify(verifier: &RevocationVerifier, signed: &SignedRevocation) -> Result<RevocationMessage, RevocationError> {
+    RevocationMessage::from_json(verify_text(verifier, signed)?)
+}
+
+/// Checks `signed` with the revocation key and returns its message text unparsed (Cairn's other
+/// signed events, such as integrity-level changes, travel in the same envelope).
+pub fn verify_text<'a>(verifier: &RevocationVerifier, signed: &'a SignedRevocation) -> Result<&'a str, RevocationError> {
     let text = signed.signature.trim();
     if text.is_empty() || text == "none" {
         return Err(RevocationError::MissingSignature);
     }
     let signature = B64.decode(text).map_err(|e| RevocationError::BadBase64(e.to_string()))?;
     verifier.verify_bytes(signed.msg.as_bytes(), &signature)?;
-    RevocationMessage::from_json(&signed.msg)
+    Ok(&signed.msg)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod image;
 pub mod node;
 pub mod node_bootstrap;
 pub mod payload_zip;
+pub mod placement;
 pub mod policy;
 pub mod qemu_img;
 pub mod quote;

@@ -66,6 +66,16 @@ impl Endpoints {
         client(self)
     }
 
+    /// The verifier's base URL (no trailing slash).
+    pub fn verifier_url(&self) -> &str {
+        self.verifier.trim_end_matches('/')
+    }
+
+    /// Whether JSON output was asked for.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
     /// Every node's view from the verifier.
     pub fn nodes(&self, http: &reqwest::blocking::Client) -> anyhow::Result<Vec<AgentView>> {
         let url = format!("{}/cairn/v1/nodes", self.verifier.trim_end_matches('/'));
@@ -125,6 +135,10 @@ pub struct NodeOptions {
     /// The PCR the host's agent extends (implies --hvm) [default: 13].
     #[arg(long, value_name = "PCR")]
     hvm_pcr: Option<u8>,
+    /// The host's name as schedulers know it (Nova compute host, Kubernetes node); placement queries
+    /// and `cairn placement labels` report it [default: the node's address].
+    #[arg(long, value_name = "NAME")]
+    host_name: Option<String>,
     /// Print nothing on success (benchmarks).
     #[arg(skip)]
     quiet: bool,
@@ -238,6 +252,12 @@ impl NodeArgs {
                     for f in &view.failures {
                         println!("  {}: {}", f.check, f.message);
                     }
+                    if let Some(level) = &view.integrity_level {
+                        println!("integrity level: {level}");
+                        for r in &view.integrity_level_reasons {
+                            println!("  {}", level_reason(r));
+                        }
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -305,6 +325,7 @@ pub fn add_timed(
         accept_tpm_hash_algs: if o.accept_hash.is_empty() { None } else { Some(o.accept_hash.clone()) },
         supported_version: Some(API.trim_start_matches('v').to_owned()),
         hvm_pcr: (o.hvm || o.hvm_pcr.is_some()).then(|| o.hvm_pcr.unwrap_or(cairn_agent::hvm::DEFAULT_PCR)),
+        host_name: o.host_name.clone(),
         ..AddAgentRequest::default()
     };
     let mut body = body;
@@ -467,7 +488,7 @@ fn call(http: &reqwest::blocking::Client, method: reqwest::Method, url: &str, bo
 }
 
 /// A GET's `results`, or None after printing the server's reason.
-fn get<T: serde::de::DeserializeOwned>(http: &reqwest::blocking::Client, url: &str) -> anyhow::Result<Option<T>> {
+pub(crate) fn get<T: serde::de::DeserializeOwned>(http: &reqwest::blocking::Client, url: &str) -> anyhow::Result<Option<T>> {
     let resp = http.get(url).send().with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let body = resp.bytes()?;
@@ -482,19 +503,38 @@ fn get<T: serde::de::DeserializeOwned>(http: &reqwest::blocking::Client, url: &s
     }
 }
 
+/// One integrity-level reason in a line: what keeps the node below `ima_all_ok`.
+pub fn level_reason(r: &serde_json::Value) -> String {
+    let t = |k: &str| r[k].as_str().unwrap_or("?").to_owned();
+    let paths = || r["paths"].as_array().map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    match r["kind"].as_str() {
+        Some("boot_untrusted") => format!("boot untrusted: {}", t("reason")),
+        Some("digest_not_found") => format!("unknown digest {} of {}", t("digest"), t("path")),
+        Some("security_update") => {
+            format!("{} {} has a security fix in {} (newest {}): {}", t("package"), t("installed"), t("fixed_in"), t("newest"), paths())
+        }
+        Some("update") => format!("{} {} has an update to {}: {}", t("package"), t("installed"), t("newest"), paths()),
+        _ => r.to_string(),
+    }
+}
+
 /// The fleet table.
 pub fn print_table(views: &[AgentView]) {
-    println!("{:<64} {:<11} {:<6} {:>6}  {:<19} REASON", "NODE", "STATE", "STATUS", "PASSES", "LAST ATTESTED (UTC)");
+    println!(
+        "{:<64} {:<11} {:<6} {:>6}  {:<19} {:<28} REASON",
+        "NODE", "STATE", "STATUS", "PASSES", "LAST ATTESTED (UTC)", "INTEGRITY LEVEL"
+    );
     for v in views {
         let reason = v.failures.first().map(|f| format!("{}: {}", f.check, f.message)).unwrap_or_default();
         let reason: String = reason.chars().take(100).collect();
         println!(
-            "{:<64} {:<11} {:<6} {:>6}  {:<19} {reason}",
+            "{:<64} {:<11} {:<6} {:>6}  {:<19} {:<28} {reason}",
             v.agent_id,
             v.cairn_state,
             v.attestation_status,
             v.attestation_count,
-            utc(v.last_successful_attestation)
+            utc(v.last_successful_attestation),
+            v.integrity_level.as_deref().unwrap_or("-")
         );
     }
 }

@@ -38,6 +38,9 @@ Configuration file example (all keys optional; shown with their defaults):
     notify_agents = true           # POST signed revocations to every other agent
     max_body_bytes = 67108864
     push_on_change = true          # long-poll agents that offer it; attest at once when IMA grows
+    # refdb = \"/var/lib/cairn/refdb.sqlite\"   # cairn refdb build: integrity levels + placement
+    level_webhooks = []            # receive signed integrity-level changes
+    placement_max_age_ms = 0       # 0: 3 quote intervals + request timeout
 
 Running it for real hosts: give the verifier the registrar's CA-signed client certificate (or
 its own CA), make agents trust that CA (agent `client_ca`), give agents the revocation public key
@@ -72,6 +75,13 @@ pub struct VerifierArgs {
     /// A URL that receives every signed revocation (repeatable; adds to the file's list).
     #[arg(long = "webhook", value_name = "URL")]
     webhooks: Vec<String>,
+    /// Reference database (`cairn refdb build`): compute every node's integrity level each round and
+    /// answer placement queries (`GET /cairn/v1/placement`).
+    #[arg(long, value_name = "FILE", env = "CAIRN_VERIFIER_REFDB")]
+    refdb: Option<PathBuf>,
+    /// A URL that receives every signed integrity-level change (repeatable; adds to the file's list).
+    #[arg(long = "level-webhook", value_name = "URL")]
+    level_webhooks: Vec<String>,
 }
 
 impl VerifierArgs {
@@ -112,6 +122,10 @@ impl VerifierArgs {
             c.quote_interval_ms = v;
         }
         c.webhooks.extend(self.webhooks.iter().cloned());
+        c.level_webhooks.extend(self.level_webhooks.iter().cloned());
+        if self.refdb.is_some() {
+            c.refdb.clone_from(&self.refdb);
+        }
         c.validate().map_err(anyhow::Error::msg)?;
         Ok(c)
     }

@@ -131,12 +131,18 @@ impl Fleet {
 
     /// A verifier attesting each node every `interval_ms`.
     pub fn start_verifier_every(&mut self, port: u16, interval_ms: u64) {
+        self.start_verifier_with(port, interval_ms, &[]);
+    }
+
+    /// As [`Fleet::start_verifier_every`], with more `cairn verifier` arguments.
+    pub fn start_verifier_with(&mut self, port: u16, interval_ms: u64, extra: &[String]) {
         let mut v = Proc::spawn({
             let mut c = cairn();
             c.args(["verifier", "--port", &port.to_string(), "--quote-interval-ms", &interval_ms.to_string(), "--state-dir"])
                 .arg(self.dir.join("verifier"))
                 .arg("--tls-dir")
-                .arg(self.tls_dir());
+                .arg(self.tls_dir())
+                .args(extra);
             c
         });
         self.verifier_url = v.wait_urls(&["cairn verifier: tenant API"]).remove(0);
@@ -210,6 +216,21 @@ impl AgentNode {
         };
         n.run(registrar_http);
         n
+    }
+
+    /// Appends ASCII IMA `lines` to the agent's log, then extends PCR 10 (SHA-1 and SHA-256 banks)
+    /// as the kernel does, beside the running agent.
+    pub fn measure(&self, lines: &[u8]) {
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(&self.ima).unwrap().write_all(lines).unwrap();
+        let mut tpm = cairn_tpm::Tpm::open(&self.tcti).unwrap();
+        let mut scratch = Vec::new();
+        for e in cairn_core::ima::parse(lines).unwrap() {
+            let data = e.template_data(&mut scratch).unwrap().to_vec();
+            let sha1 = cairn_core::Digest::from_bytes(cairn_core::HashAlg::Sha1, e.template_hash.as_bytes()).unwrap();
+            let pcr = cairn_core::pcr::PcrIndex::new(10).unwrap();
+            tpm.pcr_extend(pcr, &[sha1, cairn_core::HashAlg::Sha256.hash(&data)]).unwrap();
+        }
     }
 
     pub fn run(&mut self, registrar_http: &str) {
