@@ -391,6 +391,17 @@ pub(crate) mod tests {
         assert_eq!(VmLeaf::decode(&bytes).unwrap(), minimal());
     }
 
+    /// Written independently from the layout table (Python `struct` and `hashlib`).
+    #[test]
+    fn the_full_leaf_matches_an_independent_encoding() {
+        let bytes = full().encode().unwrap();
+        assert_eq!(bytes.len(), 413);
+        assert_eq!(
+            HashAlg::Sha256.hash(&bytes).to_hex(),
+            "19a77ed99a6b4036a203929121d3de283f522ea5f90d1b72e8726f5b4f352199"
+        );
+    }
+
     #[test]
     fn leaves_round_trip() {
         for leaf in [full(), minimal()] {
