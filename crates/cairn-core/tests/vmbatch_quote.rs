@@ -51,7 +51,10 @@ impl SoftAk {
             extra_data: extra_data.to_vec(),
             clock_info: ClockInfo { clock: 5_000, reset_count: 1, restart_count: 0, safe: true },
             firmware_version: 1,
-            info: AttestInfo::Quote { selection, pcr_digest: values.composite_digest(HashAlg::Sha256).as_bytes().to_vec() },
+            info: AttestInfo::Quote {
+                selection,
+                pcr_digest: values.composite_digest(HashAlg::Sha256).as_bytes().to_vec(),
+            },
         };
         let message = attest.to_bytes();
         let sig = self.key.sign(&SystemRandom::new(), &message).unwrap();

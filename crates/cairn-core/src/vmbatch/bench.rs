@@ -84,7 +84,8 @@ impl SyntheticBatch {
         let nonce = sha256(&[b"cairn bench vm-batch nonce"]);
         let claims = batch.entries().map(|e| (e.vm, e.leaf.to_vec(), e.proof.encode())).collect();
         let policies = (0..n).map(|i| VmPolicy::from_leaf(&synthetic_leaf(i, false))).collect();
-        Ok(SyntheticBatch { nonce, extra_data: batch.qualifying_data(&nonce), header: batch.header(), claims, policies })
+        let extra_data = batch.qualifying_data(&nonce);
+        Ok(SyntheticBatch { nonce, extra_data, header: batch.header(), claims, policies })
     }
 
     /// The verifier's half, after the quote verified with `extra_data`.

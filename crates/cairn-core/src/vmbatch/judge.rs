@@ -221,7 +221,8 @@ pub fn leaf_failures(policy: &VmPolicy, leaf: &VmLeaf) -> Vec<VmFailure> {
         let read = leaf.memory.iter().find(|r| r.gpa == req.gpa && r.length == req.length);
         if read.map(|r| r.digest) != Some(req.digest) {
             let field = VmField::Memory { gpa: req.gpa, length: req.length };
-            out.push(mismatch(field, text(&req.digest), read.map_or_else(|| "not read".to_owned(), |r| text(&r.digest))));
+            let actual = read.map_or_else(|| "not read".to_owned(), |r| text(&r.digest));
+            out.push(mismatch(field, text(&req.digest), actual));
         }
     }
     out
@@ -456,7 +457,8 @@ mod tests {
         assert!(text.contains("disk 1 is sha384:") && text.contains("expected one of [sha256:"), "{text}");
         // A pinned kernel the leaf does not have.
         let f = leaf_failures(&VmPolicy { kernel: leaf.kernel, ..VmPolicy::default() }, &minimal());
-        assert!(matches!(&f[1], VmFailure::Mismatch { field: VmField::Kernel, actual, .. } if actual == "absent"), "{f:?}");
+        let kernel = matches!(&f[1], VmFailure::Mismatch { field: VmField::Kernel, actual, .. } if actual == "absent");
+        assert!(kernel, "{f:?}");
         // A required range: read with another digest, or not read.
         let mut p = good.clone();
         p.memory[1].digest = other;

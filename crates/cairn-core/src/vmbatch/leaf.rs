@@ -418,9 +418,13 @@ pub(crate) mod tests {
         let id: VmId = "6F1C2A3E-0B4D-4E5F-8A9B-0C1D2E3F4A5B".parse().unwrap();
         assert_eq!(id.to_string(), "6f1c2a3e-0b4d-4e5f-8a9b-0c1d2e3f4a5b");
         assert_eq!(id.as_bytes()[0], 0x6f);
-        for bad in ["", "6f1c2a3e0b4d4e5f8a9b0c1d2e3f4a5b", "6f1c2a3e-0b4d-4e5f-8a9b-0c1d2e3f4a5", "6f1c2a3e-0b4d-4e5f-8a9b-0c1d2e3f4a5g",
-            "+f1c2a3e-0b4d-4e5f-8a9b-0c1d2e3f4a5b"]
-        {
+        for bad in [
+            "",
+            "6f1c2a3e0b4d4e5f8a9b0c1d2e3f4a5b",
+            "6f1c2a3e-0b4d-4e5f-8a9b-0c1d2e3f4a5",
+            "6f1c2a3e-0b4d-4e5f-8a9b-0c1d2e3f4a5g",
+            "+f1c2a3e-0b4d-4e5f-8a9b-0c1d2e3f4a5b",
+        ] {
             assert!(bad.parse::<VmId>().is_err(), "{bad}");
         }
     }
@@ -564,7 +568,9 @@ pub(crate) mod tests {
         }
 
         #[test]
-        fn vmbatch_leaf_mutations_never_panic_and_reencode_exactly(leaf in leaf(), at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+        fn vmbatch_leaf_mutations_never_panic_and_reencode_exactly(
+            leaf in leaf(), at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>(),
+        ) {
             let bytes = leaf.encode().unwrap();
             prop_assert_eq!(VmLeaf::decode(&bytes).unwrap(), leaf);
             let mut m = bytes.clone();

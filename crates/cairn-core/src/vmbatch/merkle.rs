@@ -72,7 +72,8 @@ impl MerkleRoot {
     /// From 64 hex digits.
     pub fn from_hex(s: &str) -> Result<MerkleRoot, ParseError> {
         let v = hex::decode(s.trim()).map_err(|e| ParseError::text("merkle root", e.to_string()))?;
-        let h: Hash = v.try_into().map_err(|v: Vec<u8>| ParseError::text("merkle root", format!("{} bytes, not 32", v.len())))?;
+        let h: Hash =
+            v.try_into().map_err(|v: Vec<u8>| ParseError::text("merkle root", format!("{} bytes, not 32", v.len())))?;
         Ok(MerkleRoot(h))
     }
 }
@@ -251,7 +252,8 @@ impl InclusionProof {
         let offset = r.offset();
         let version = r.u8("proof version")?;
         if version != PROOF_VERSION {
-            return Err(ParseError::BadValue { field: "proof version", offset, value: version.into(), expected: "version 1" });
+            let value = version.into();
+            return Err(ParseError::BadValue { field: "proof version", offset, value, expected: "version 1" });
         }
         let offset = r.offset();
         let index = r.u32_be("proof index")?;
@@ -458,7 +460,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn vmbatch_proof_decode_of_arbitrary_bytes_never_panics(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        fn vmbatch_proof_decode_of_arbitrary_bytes_never_panics(
+            data in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
             if let Ok(p) = InclusionProof::decode(&data) {
                 prop_assert_eq!(p.encode(), data.clone());
                 let _ = p.verify(&data, &MerkleRoot([0; 32]));

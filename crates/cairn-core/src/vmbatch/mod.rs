@@ -37,7 +37,8 @@
 //! let proof = InclusionProof::decode(&proof_bytes).unwrap();
 //! assert!(proof.verify(&leaf_bytes, &batch.root()));
 //! let leaf = VmLeaf::decode(&leaf_bytes).unwrap();
-//! let policy = VmPolicy::from_json(r#"{"disks": ["sha256:f0c3f9b1a9d4ec9b0e8e2e3c3c1e5e0ad7d6b1e21d1c4d1bc0a2e6a7e0c1b2a3"]}"#).unwrap();
+//! let other = HashAlg::Sha256.hash(b"another disk").to_hex();
+//! let policy = VmPolicy::from_json(&format!(r#"{{"disks": ["sha256:{other}"]}}"#)).unwrap();
 //! assert_eq!(judge_leaf(&policy, &leaf).unwrap_err().check(), "vm_disk_not_allowed");
 //! assert!(judge_leaf(&VmPolicy::from_leaf(&leaf), &leaf).is_ok());
 //! # let _ = extra_data;
