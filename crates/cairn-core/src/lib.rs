@@ -28,6 +28,7 @@ pub mod policy;
 pub mod quote;
 pub mod revocation;
 pub mod tpm;
+pub mod vmbatch;
 
 pub use alg::{AlgId, Digest, HashAlg};
 pub use error::ParseError;

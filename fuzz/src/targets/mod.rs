@@ -9,6 +9,7 @@ mod revocation;
 mod bootstrap;
 mod levels;
 mod hvm;
+mod vmbatch;
 
 pub use tpm_structures::tpm_structures;
 pub use quote::quote;
@@ -19,3 +20,4 @@ pub use revocation::revocation;
 pub use bootstrap::bootstrap;
 pub use levels::levels;
 pub use hvm::hvm;
+pub use vmbatch::vmbatch;
