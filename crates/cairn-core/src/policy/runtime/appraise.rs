@@ -28,8 +28,8 @@ pub struct AppraisalConfig {
     pub pcr: u32,
     /// Fail on violation (ToMToU / open-writers) entries; Keylime's shipped default does not.
     pub fail_on_violations: bool,
-    /// Let a second thread run the PCR extend chain while this one parses, hashes and judges
-    /// entries, for inputs of at least [`PARALLEL_MIN_BYTES`] (a whole log at first contact; a
+    /// Appraise as a two-thread pipeline (one parses and hashes entries, the other judges them and
+    /// runs the PCR extend chain), for inputs of at least [`PARALLEL_MIN_BYTES`] (a whole log at first contact; a
     /// verifier's incremental rounds stay on one thread). The outcome is the same either way.
     pub two_threads: bool,
 }
@@ -249,11 +249,11 @@ pub const PARALLEL_MIN_BYTES: usize = 1 << 20;
 /// Prepared entries handed to the extend thread at a time.
 const CHUNK: usize = 2048;
 
-/// [`appraise`] with the extend chain on a second thread: this thread parses each entry, rebuilds
-/// and hashes its template data ([`Replayer::prepare`]) and judges it; the other applies the prepared
-/// extensions in order ([`Replayer::apply`]) and notes the first prefix that reaches the quote.
-/// Keys learned from `ima-buf` entries are snapshotted where they change, so the state kept at the
-/// matching prefix is the one the one-thread pass keeps.
+/// [`appraise`] as a two-stage pipeline: this thread parses each entry and rebuilds and hashes its
+/// template data ([`Replayer::prepare`]); the second thread takes the prepared entries in order, looks
+/// each up in the policy, judges it, applies its extension to the running PCR values
+/// ([`Replayer::apply`]) and notes the first prefix that reaches the quote — the one-thread loop's
+/// steps in the one-thread order, so learned keys, failures and the state kept are the same.
 fn appraise_two_threads(
     policy: Option<&RuntimePolicy>,
     state: &AppraisalState,
@@ -265,43 +265,39 @@ fn appraise_two_threads(
     let mut replayer = Replayer::new(ReplayConfig { pcr: config.pcr, template_hash_alg: Some(log_hash_alg) });
     let start = state.replay;
     let banks = start.tracked();
-    let mut judge = Judge { policy, learned: state.learned.clone(), config, failures: Vec::new() };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Extension>>(4);
+    let learned = state.learned.clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(ImaEntry<'_>, Extension, Step)>>(4);
     std::thread::scope(|scope| {
-        let chain = scope.spawn(move || {
+        let judging = scope.spawn(move || {
+            let mut judge = Judge { policy, learned, config, failures: Vec::new() };
             let mut replay = start;
-            let mut matched: Option<ReplayState> = quoted.filter(|q| replay.holds(q)).map(|_| replay);
+            let is_match = |r: &ReplayState| quoted.is_some_and(|q| r.holds(q));
+            let mut matched = is_match(&replay).then(|| AppraisalState { replay, learned: judge.learned.clone() });
+            let mut entries = 0u64;
             for chunk in rx {
-                for ext in &chunk {
+                for (entry, ext, step) in &chunk {
+                    let index = replay.next_entry();
+                    let listed = judge.look_up_file(entry);
                     Replayer::apply(&mut replay, ext);
-                    if matched.is_none() && quoted.is_some_and(|q| replay.holds(q)) {
-                        matched = Some(replay);
+                    entries += 1;
+                    judge.entry(index, entry, *step, listed);
+                    if matched.is_none() && is_match(&replay) {
+                        matched = Some(AppraisalState { replay, learned: judge.learned.clone() });
                     }
                 }
             }
-            (replay, matched)
+            (replay, matched, judge, entries)
         });
-        let mut snapshots: Vec<(u64, Keyrings)> = Vec::new();
-        let mut entries = 0u64;
-        let mut index = start.next_entry();
-        let mut list = Entries::new(input, index);
+        let mut list = Entries::new(input, start.next_entry());
         let mut chunk = Vec::with_capacity(CHUNK);
         let parsed = loop {
-            let item = list.next();
-            let entry = match item {
-                Some(Ok(ref e)) => e,
+            let entry = match list.next() {
+                Some(Ok(e)) => e,
                 Some(Err(e)) => break Err(e),
                 None => break Ok(()),
             };
-            let listed = judge.look_up_file(entry);
-            let (ext, step) = replayer.prepare(banks, entry);
-            judge.entry(index, entry, step, listed);
-            index += 1;
-            entries += 1;
-            if matches!(entry.template, Template::ImaBuf { .. }) {
-                snapshots.push((index, judge.learned.clone()));
-            }
-            chunk.push(ext);
+            let (ext, step) = replayer.prepare(banks, &entry);
+            chunk.push((entry, ext, step));
             if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
                 break Ok(());
             }
@@ -310,15 +306,11 @@ fn appraise_two_threads(
             let _ = tx.send(chunk);
         }
         drop(tx);
-        let (end, matched) = match chain.join() {
+        let (end, matched, judge, entries) = match judging.join() {
             Ok(r) => r,
             Err(panic) => std::panic::resume_unwind(panic),
         };
         parsed?;
-        let learned_at = |n: u64| {
-            snapshots.iter().rev().find(|(i, _)| *i <= n).map_or_else(|| state.learned.clone(), |(_, k)| k.clone())
-        };
-        let matched = matched.map(|m| AppraisalState { replay: m, learned: learned_at(m.next_entry()) });
         let pcr = pcr_outcome(quoted, matched.as_ref(), &end);
         let next = matched.unwrap_or(AppraisalState { replay: end, learned: judge.learned });
         Ok(Appraisal { entries, failures: judge.failures, pcr, end, next })
