@@ -74,6 +74,10 @@ pub struct AddAgentRequest {
     /// reported by placement queries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,
+    /// Cairn: the node is a VM running on this host node (attested by the same verifier); it is
+    /// trusted only while its host is attested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_agent_id: Option<String>,
 }
 
 fn port_from_any<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
@@ -160,6 +164,9 @@ pub struct AgentView {
     /// Cairn: the host's name for schedulers, when the tenant gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,
+    /// Cairn: for a VM, the host node it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_agent_id: Option<String>,
     /// Cairn: the integrity level of the last judged round (`boot_untrusted` … `ima_all_ok`); absent
     /// when the verifier has no reference database or has not judged the node yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -185,6 +185,11 @@ impl Fleet {
                 self.policies.get(self.store.as_ref(), kind, n)?;
             }
         }
+        if let Some(host) = &checked.spec.host_agent_id {
+            self.node(host).map_err(|_| {
+                VerifierError::BadRequest(format!("host_agent_id: host {host} is not attested by this verifier; add it first"))
+            })?;
+        }
         let status = NodeStatus { state: Some(NodeState::Pending), ..NodeStatus::default() };
         let row = VerifierAgent {
             agent_id: id.to_owned(),
@@ -214,7 +219,11 @@ impl Fleet {
         let key = id.to_owned();
         let existed = blocking(move || s.delete_agent(&key)).await?;
         match removed {
-            Some((_, task)) => task.abort(),
+            Some((n, task)) => {
+                task.abort();
+                // Its VMs lose their host: untrusted at once.
+                node::host_changed(self, &n, NodeState::Stopped);
+            }
             None if !existed => return Err(VerifierError::NotFound(format!("agent {id} is not known to this verifier"))),
             None => {}
         }
@@ -235,8 +244,9 @@ impl Fleet {
     }
 
     fn transition(&self, node: &Node, to: NodeState, kind: &str, due_now: bool) -> Result<(), VerifierError> {
-        let update = {
+        let (update, was_attested) = {
             let mut st = node.status.lock().map_err(|_| poisoned())?;
+            let was_attested = st.state() == NodeState::Attested;
             st.state = Some(to);
             st.generation += 1;
             st.failures.clear();
@@ -246,9 +256,13 @@ impl Fleet {
             if due_now {
                 st.v_released = false; // reactivated: V goes out again after the next pass
             }
-            StatusUpdate { agent_id: node.id.clone(), status: st.to_store(), events: vec![event(&node.id, kind, serde_json::json!({}))] }
+            let u = StatusUpdate { agent_id: node.id.clone(), status: st.to_store(), events: vec![event(&node.id, kind, serde_json::json!({}))] };
+            (u, was_attested)
         };
         self.write(update);
+        if was_attested {
+            node::host_changed(self, node, to);
+        }
         node.wake.notify_one();
         tracing::info!(agent = %node.id, "node {kind}");
         Ok(())
@@ -384,6 +398,7 @@ impl Fleet {
             mb_policy_name: spec.mb_policy_name.clone(),
             hvm_pcr: spec.hvm_pcr,
             host_name: spec.host_name.clone(),
+            host_agent_id: spec.host_agent_id.clone(),
             integrity_level: st.level.map(|l| l.name().to_owned()),
             integrity_level_reasons: st.level_reasons.clone(),
         })

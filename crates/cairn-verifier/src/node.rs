@@ -334,7 +334,9 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
         if let Some(end) = end {
             fleet.rounds.record(end, round_started.elapsed());
         }
-        if passed {
+        // A VM whose host is not trusted passed its own checks but is not trusted: no key, no watcher.
+        let trusted = passed && node.status.lock().is_ok_and(|s| s.state() == NodeState::Attested);
+        if trusted {
             if let Some(s) = agent_state.as_ref() {
                 node.known_entries.store(s.ima.replay.next_entry(), std::sync::atomic::Ordering::Release);
             }
@@ -471,6 +473,8 @@ fn apply(
 ) -> Duration {
     let interval = fleet.config.quote_interval();
     let (now_s, _) = now();
+    // Read before this node's lock is taken: locks are only ever nested VM → host.
+    let host_block = matches!(outcome, Outcome::Pass { .. }).then(|| host_block(fleet, node)).flatten();
     let Ok(mut st) = node.status.lock() else { return interval };
     if st.generation != generation {
         return Duration::ZERO; // stopped, reactivated or changed meanwhile: this round does not count
@@ -480,19 +484,35 @@ fn apply(
     let mut revoke = None;
     let delay = match outcome {
         Outcome::Pass { nk_learned } => {
-            st.state = Some(NodeState::Attested);
             st.quote_failed = false;
-            st.failures.clear();
             st.misses = 0;
-            st.attestation_count += 1;
             st.last_received_quote = Some(now_s);
-            st.last_successful_attestation = Some(now_s);
             if let Some(s) = agent_state.as_ref() {
                 st.last_clock = s.last_clock.map(|c| (c.reset_count, c.restart_count, c.clock));
                 st.boottime = s.boottime;
             }
-            if before != NodeState::Attested {
-                events.push(event(&node.id, "pass", serde_json::json!({"from": before.name()})));
+            match host_block {
+                // A VM's own evidence passed but its host is not trusted: neither is the VM.
+                Some(why) => {
+                    st.state = Some(NodeState::HostUntrusted);
+                    st.failures = vec![FailureView { check: "host".into(), message: why.clone() }];
+                    if before != NodeState::HostUntrusted {
+                        tracing::warn!(agent = %node.id, reason = %why, "VM untrusted because of its host");
+                        events.push(event(&node.id, "host_untrusted", serde_json::json!({"reason": why})));
+                        let event_id = format!("{}-{}", node.id, now().1);
+                        st.last_event_id = Some(event_id.clone());
+                        revoke = Some(RevocationRequest::new(node, event_id, &st.failures, false));
+                    }
+                }
+                None => {
+                    st.state = Some(NodeState::Attested);
+                    st.failures.clear();
+                    st.attestation_count += 1;
+                    st.last_successful_attestation = Some(now_s);
+                    if before != NodeState::Attested {
+                        events.push(event(&node.id, "pass", serde_json::json!({"from": before.name()})));
+                    }
+                }
             }
             if let Some(nk) = nk_learned {
                 fleet.learn_nk(node, nk);
@@ -540,13 +560,88 @@ fn apply(
             fleet.level_changed(change);
         }
     }
+    let after = st.state();
     let update = StatusUpdate { agent_id: node.id.clone(), status: st.to_store(), events };
     drop(st);
     fleet.write(update);
     if let Some(r) = revoke {
         fleet.revoke(r);
     }
+    if (before == NodeState::Attested) != (after == NodeState::Attested) {
+        host_changed(fleet, node, after);
+    }
     delay
+}
+
+/// Why a VM's host keeps it untrusted now; `None` when the node is no VM or its host is attested.
+fn host_block(fleet: &Fleet, node: &Node) -> Option<String> {
+    let host = node.spec.read().ok()?.host_agent_id.clone()?;
+    let Ok(h) = fleet.node(&host) else { return Some(format!("host {host} is no longer attested by this verifier")) };
+    let Ok(st) = h.status.lock() else { return Some(format!("host {host}: status unavailable")) };
+    match (st.state(), st.failures.first()) {
+        (NodeState::Attested, _) => None,
+        (s, Some(f)) => Some(format!("host {host} is {s}: {}", f.message)),
+        (s, None) => Some(format!("host {host} is {s}")),
+    }
+}
+
+/// A node became trusted or stopped being trusted: its VMs follow at once. Attested VMs of a host
+/// that is no longer attested turn `host_untrusted` now (with a revocation); VMs waiting on a host
+/// that is attested again are attested at once.
+pub fn host_changed(fleet: &Fleet, host: &Node, now_state: NodeState) {
+    let vms: Vec<Arc<Node>> = fleet
+        .all()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.spec.read().is_ok_and(|s| s.host_agent_id.as_deref() == Some(host.id.as_str())))
+        .collect();
+    if vms.is_empty() {
+        return;
+    }
+    let why = host_block_of(host, now_state);
+    for vm in vms {
+        match &why {
+            None => {
+                let waiting = vm.status.lock().is_ok_and(|s| s.state() == NodeState::HostUntrusted);
+                if waiting {
+                    vm.early.store(true, std::sync::atomic::Ordering::Release);
+                    vm.wake.notify_one();
+                }
+            }
+            Some(why) => {
+                let Ok(mut st) = vm.status.lock() else { continue };
+                if !matches!(st.state(), NodeState::Attested | NodeState::Pending) {
+                    continue;
+                }
+                st.state = Some(NodeState::HostUntrusted);
+                st.failures = vec![FailureView { check: "host".into(), message: why.clone() }];
+                let event_id = format!("{}-{}", vm.id, now().1);
+                st.last_event_id = Some(event_id.clone());
+                let revoke = RevocationRequest::new(&vm, event_id, &st.failures, false);
+                let update = StatusUpdate {
+                    agent_id: vm.id.clone(),
+                    status: st.to_store(),
+                    events: vec![event(&vm.id, "host_untrusted", serde_json::json!({"reason": why}))],
+                };
+                drop(st);
+                tracing::warn!(agent = %vm.id, reason = %why, "VM untrusted because of its host");
+                fleet.write(update);
+                fleet.revoke(revoke);
+            }
+        }
+    }
+}
+
+/// [`host_block`] seen from the host, whose new state is `state`.
+fn host_block_of(host: &Node, state: NodeState) -> Option<String> {
+    if state == NodeState::Attested {
+        return None;
+    }
+    let first = host.status.lock().ok().and_then(|s| s.failures.first().map(|f| f.message.clone()));
+    Some(match first {
+        Some(m) => format!("host {} is {state}: {m}", host.id),
+        None => format!("host {} is {state}", host.id),
+    })
 }
 
 /// Records a round's level in the status; the change, when the level is not the one it was.

@@ -62,6 +62,9 @@ pub struct NodeSpec {
     /// The host's name for schedulers (placement queries report it).
     #[serde(default)]
     pub host_name: Option<String>,
+    /// For a VM: the host node it runs on; the VM is trusted only while that node is attested.
+    #[serde(default)]
+    pub host_agent_id: Option<String>,
 }
 
 /// A policy given inline in an add request, to store under `name`.
@@ -142,7 +145,17 @@ impl NodeSpec {
             v: None,
             hvm_pcr: None,
             host_name: None,
+            host_agent_id: None,
         };
+        if let Some(host) = r.host_agent_id.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+            if host == agent_id {
+                return Err(bad("host_agent_id: a node cannot be its own host"));
+            }
+            if host.len() > 255 || !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+                return Err(bad(format!("host_agent_id {host:?} is not an agent id")));
+            }
+            spec.host_agent_id = Some(host.to_owned());
+        }
         if let Some(name) = r.host_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             spec.host_name = Some(check_host_name(name).map_err(bad)?);
         }
@@ -310,6 +323,8 @@ mod tests {
             (Box::new(|r| r.hvm_pcr = Some(16)), "hvm_pcr"),
             (Box::new(|r| r.hvm_pcr = Some(10)), "hvm_pcr"),
             (Box::new(|r| r.hvm_pcr = Some(24)), "hvm_pcr"),
+            (Box::new(|r| r.host_agent_id = Some("n1".into())), "its own host"),
+            (Box::new(|r| r.host_agent_id = Some("a/../b c".into())), "host_agent_id"),
         ];
         for (change, expected) in cases {
             let mut r = request();

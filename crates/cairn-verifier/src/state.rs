@@ -46,12 +46,15 @@ pub enum NodeState {
     Failed,
     /// The tenant stopped polling.
     Stopped,
+    /// A VM whose own rounds pass but whose host is not attested (failed, unreachable, stopped or
+    /// pending): never trusted, still attested every interval, back to `attested` when its host is.
+    HostUntrusted,
 }
 
 impl NodeState {
     /// Whether the verifier polls the node in this state.
     pub fn polled(self) -> bool {
-        matches!(self, NodeState::Pending | NodeState::Attested | NodeState::Unreachable)
+        matches!(self, NodeState::Pending | NodeState::Attested | NodeState::Unreachable | NodeState::HostUntrusted)
     }
 
     /// Keylime's `attestation_status`.
@@ -59,7 +62,7 @@ impl NodeState {
         match self {
             NodeState::Pending => "PENDING",
             NodeState::Attested => "PASS",
-            NodeState::Unreachable | NodeState::Failed | NodeState::Stopped => "FAIL",
+            NodeState::Unreachable | NodeState::Failed | NodeState::Stopped | NodeState::HostUntrusted => "FAIL",
         }
     }
 
@@ -71,6 +74,7 @@ impl NodeState {
             NodeState::Unreachable => "unreachable",
             NodeState::Failed => "failed",
             NodeState::Stopped => "stopped",
+            NodeState::HostUntrusted => "host_untrusted",
         }
     }
 
@@ -80,7 +84,7 @@ impl NodeState {
             NodeState::Pending | NodeState::Attested => keylime::GET_QUOTE,
             NodeState::Unreachable => keylime::GET_QUOTE_RETRY,
             NodeState::Failed if quote_failed => keylime::INVALID_QUOTE,
-            NodeState::Failed => keylime::FAILED,
+            NodeState::Failed | NodeState::HostUntrusted => keylime::FAILED,
             NodeState::Stopped => keylime::TENANT_FAILED,
         }
     }

@@ -139,6 +139,10 @@ pub struct NodeOptions {
     /// and `cairn placement labels` report it [default: the node's address].
     #[arg(long, value_name = "NAME")]
     host_name: Option<String>,
+    /// The node is a VM running on this host node (added to the same verifier): it is trusted only while
+    /// its host is attested, and turns `host_untrusted` the moment the host fails or stops answering.
+    #[arg(long, value_name = "HOST_UUID")]
+    on_host: Option<String>,
     /// Print nothing on success (benchmarks).
     #[arg(skip)]
     quiet: bool,
@@ -326,6 +330,7 @@ pub fn add_timed(
         supported_version: Some(API.trim_start_matches('v').to_owned()),
         hvm_pcr: (o.hvm || o.hvm_pcr.is_some()).then(|| o.hvm_pcr.unwrap_or(cairn_agent::hvm::DEFAULT_PCR)),
         host_name: o.host_name.clone(),
+        host_agent_id: o.on_host.clone(),
         ..AddAgentRequest::default()
     };
     let mut body = body;
