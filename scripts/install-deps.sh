@@ -3,12 +3,17 @@
 # Debian packages: swtpm (software TPM), swtpm-tools (swtpm_setup, local EK CA), tpm2-tools
 # (the independent peer in tests), libtss2-dev + pkg-config (tss-esapi), openssl (cross-checks),
 # python3-venv + python3-gpg (the Keylime interop test's venv: Keylime imports gpg, not on PyPI),
-# qemu-utils (qemu-img: `cairn image` encrypts and opens VM disk images), xz-utils (the reference
+# qemu-utils (qemu-img: `cairn image` encrypts and opens VM disk images), qemu-system-x86 (with --test: real VMs
+# whose evidence the host agent batches), xz-utils (the reference
 # database tests compress Packages indexes; they also `apt-get download` real packages, which needs the
 # package lists: fetched below with --test when apt cannot locate them).
 set -euo pipefail
 
 PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config gcc g++ make openssl ca-certificates python3-venv python3-gpg qemu-utils xz-utils)
+# The tests also run real QEMU processes (host-side VM evidence): qemu-system-x86.
+if [[ "${1:-}" == "--test" ]]; then
+    PKGS+=(qemu-system-x86)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

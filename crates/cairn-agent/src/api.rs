@@ -24,7 +24,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cairn_proto::agent::{AgentInfo, HvmListResponse, PubkeyResponse, QuoteResponse};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use cairn_proto::agent::{AgentInfo, HvmListResponse, PubkeyResponse, QuoteResponse, VmBatchItem, VmBatchResponse};
 use cairn_proto::version::AgentVersion;
 use cairn_proto::{ApiVersion, Envelope};
 use cairn_tpm::Ak;
@@ -72,6 +74,8 @@ pub struct AgentState {
     pub changes: Arc<ImaWatch>,
     /// The hypervisor measurement list, in host mode.
     pub hvm: Option<Arc<HvmStore>>,
+    /// The host's VMs as batched evidence, in host mode.
+    pub vms: Option<Arc<crate::vms::VmEvidence>>,
 }
 
 impl AgentState {
@@ -95,6 +99,7 @@ impl AgentState {
             revocation,
             bootstrap,
             hvm: None,
+            vms: None,
         }
     }
 
@@ -112,6 +117,11 @@ impl AgentState {
     /// With this bootstrap state (where payloads go).
     pub fn with_bootstrap(self, bootstrap: Bootstrap) -> AgentState {
         AgentState { bootstrap, ..self }
+    }
+
+    /// With host mode's VM evidence (`None`: host mode off).
+    pub fn with_vms(self, vms: Option<Arc<crate::vms::VmEvidence>>) -> AgentState {
+        AgentState { vms, ..self }
     }
 
     /// With host mode's list (`None`: host mode off).
@@ -137,6 +147,7 @@ pub fn app(state: Arc<AgentState>) -> Router {
         .route("/{version}/notifications/revocation", post(revocation::notify))
         .route("/cairn/v1/ima/changes", get(ima_changes))
         .route("/cairn/v1/hvm", get(hvm_list))
+        .route("/cairn/v1/vms/batch", get(vm_batch))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -253,6 +264,39 @@ async fn integrity_quote(State(s): Shared, Path(v): Path<String>, q: Result<Quer
         ima_measurement_list_entry: ima_entry,
         mb_measurement_list: mb,
     })))
+}
+
+/// `nonce` and `mask` of `GET /cairn/v1/vms/batch`.
+#[derive(Debug, Deserialize)]
+struct BatchQuery {
+    nonce: Option<String>,
+    mask: Option<String>,
+}
+
+/// Every VM on this host as one evidence leaf, all under one quote whose qualifying data is
+/// H(nonce ‖ Merkle root) (docs/vm-evidence.md).
+async fn vm_batch(State(s): Shared, q: Result<Query<BatchQuery>, QueryRejection>) -> Reply<VmBatchResponse> {
+    let q = q.map(|Query(q)| q).map_err(|e| AgentError::BadRequest(format!("query string: {e}")))?;
+    let nonce = QuoteNonce::parse(q.nonce.as_deref())?;
+    let mask = PcrMask::parse(q.mask.as_deref())?;
+    let vms = s.vms.clone().ok_or_else(|| AgentError::NotFound("host mode is off on this agent".into()))?;
+    let collected = tokio::task::spawn_blocking(move || vms.collect())
+        .await
+        .map_err(|e| AgentError::Io { path: "VM evidence task".into(), source: std::io::Error::other(e) })?;
+    if collected.leaves.is_empty() {
+        return Err(AgentError::NotFound(format!("no VM to attest on this host (skipped: {:?})", collected.skipped)));
+    }
+    let batch = cairn_core::vmbatch::Batch::new(&collected.leaves).map_err(|e| AgentError::BadRequest(e.to_string()))?;
+    let qualifying = batch.qualifying_data(nonce.as_bytes());
+    let sel = mask.selection(s.ak.hash);
+    let ak = s.ak.clone();
+    let quote = s.tpm.run(move |tpm| Ok(tpm.quote(&ak, &qualifying, &sel)?)).await?;
+    let quote = cairn_core::quote::encode_quote_string(&quote.attest, &quote.signature, &cairn_core::tpm::encode_pcr_blob(&quote.pcrs));
+    let vms = batch
+        .entries()
+        .map(|e| VmBatchItem { vm: e.vm.to_string(), leaf: B64.encode(e.leaf), proof: B64.encode(e.proof.encode()) })
+        .collect();
+    Ok(Json(Envelope::ok(VmBatchResponse { quote, root: batch.root().to_hex(), count: batch.count(), vms, skipped: collected.skipped })))
 }
 
 /// `from` of `GET /cairn/v1/hvm`.

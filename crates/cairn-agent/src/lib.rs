@@ -56,6 +56,7 @@ pub mod revocation;
 pub mod server;
 pub mod tls;
 pub mod tpm_owner;
+pub mod vms;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -129,7 +130,11 @@ impl Agent {
             .with_revocation(revocations)
             .with_push_on_change(config.push_on_change)
             .with_bootstrap(bootstrap::Bootstrap::new(PayloadStore::new(payload.clone(), MountPolicy::Try)))
-            .with_hvm(hvm_store.clone());
+            .with_hvm(hvm_store.clone())
+            .with_vms(match &config.hvm {
+                Some(h) => Some(Arc::new(vms::VmEvidence::new(&h.proc_root).map_err(AgentError::Config)?)),
+                None => None,
+            });
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, tls, api::app(Arc::new(state)), async {
             let _ = stopped.await;

@@ -162,3 +162,31 @@ pub struct HvmListResponse {
     /// The lines, each ended by a newline.
     pub list: String,
 }
+
+/// One VM of a batch: its evidence leaf and inclusion proof (`cairn_core::vmbatch` encodings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmBatchItem {
+    /// The VM id (UUID).
+    pub vm: String,
+    /// The encoded leaf, base64.
+    pub leaf: String,
+    /// The encoded inclusion proof, base64.
+    pub proof: String,
+}
+
+/// `GET /cairn/v1/vms/batch?nonce=N&mask=M` (Cairn extension, host mode): every VM on the host as an
+/// evidence leaf under ONE quote whose qualifying data is SHA-256(nonce ‖ root) (docs/vm-evidence.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmBatchResponse {
+    /// Keylime's quote string `r<attest>:<signature>:<pcrs>` (the AK's hash bank, `mask` plus PCR 16).
+    pub quote: String,
+    /// The Merkle root, hex.
+    pub root: String,
+    /// Leaves in the tree.
+    pub count: u32,
+    /// The VMs, in tree order.
+    pub vms: Vec<VmBatchItem>,
+    /// QEMU processes left out, with the reason (e.g. no `-uuid`).
+    #[serde(default)]
+    pub skipped: Vec<String>,
+}

@@ -1,0 +1,249 @@
+//! Host-side VM evidence, batched under one quote (`GET /cairn/v1/vms/batch`; the format is
+//! `cairn_core::vmbatch`, documented in docs/vm-evidence.md).
+//!
+//! In host mode every running QEMU process (`qemu-system-*`) is one VM. Its leaf is built from
+//! outside the guest: the VM id from `-uuid`; the QEMU code verdict from measuring the process's
+//! executable mappings now (in memory vs on disk, file digests cached as the hvm loop caches them);
+//! SHA-256 of its command line as the launch configuration; and the disk images (`-drive file=`,
+//! `-blockdev …filename=`, `-hda`…`-hdd`), `-kernel` and `-initrd` hashed once per file version
+//! (device, inode, mtime, size) — at launch, not every round. A QEMU process without `-uuid` cannot
+//! be named to a verifier and is reported as skipped.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use cairn_core::alg::Hasher;
+use cairn_core::vmbatch::{QemuCode, VmId, VmLeaf};
+use cairn_core::{Digest, HashAlg};
+
+use crate::hvm::measure::Measurer;
+use crate::hvm::procs::{self, Process};
+use crate::hvm::Selector;
+
+/// What a QEMU command line says about the VM.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QemuLaunch {
+    /// `-uuid`.
+    pub uuid: Option<String>,
+    /// Disk image files, in command-line order.
+    pub disks: Vec<PathBuf>,
+    /// `-kernel`.
+    pub kernel: Option<PathBuf>,
+    /// `-initrd`.
+    pub initrd: Option<PathBuf>,
+}
+
+/// Reads the options that name a VM's files from its NUL-separated command line.
+pub fn parse_cmdline(raw: &[u8]) -> QemuLaunch {
+    let args: Vec<&[u8]> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
+    let mut out = QemuLaunch::default();
+    let path = |b: &[u8]| PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b));
+    let mut i = 0;
+    while i < args.len() {
+        let opt = args.get(i).copied().unwrap_or_default();
+        let val = args.get(i + 1).copied();
+        let opt = opt.strip_prefix(b"-").map(|o| o.strip_prefix(b"-").unwrap_or(o)).unwrap_or(opt);
+        match (opt, val) {
+            (b"uuid", Some(v)) => out.uuid = Some(String::from_utf8_lossy(v).into_owned()),
+            (b"kernel", Some(v)) => out.kernel = Some(path(v)),
+            (b"initrd", Some(v)) => out.initrd = Some(path(v)),
+            (b"hda" | b"hdb" | b"hdc" | b"hdd", Some(v)) => out.disks.push(path(v)),
+            (b"drive", Some(v)) => out.disks.extend(option_value(v, b"file").map(|f| path(&f))),
+            (b"blockdev", Some(v)) => out.disks.extend(option_value(v, b"filename").map(|f| path(&f))),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    out
+}
+
+/// `key=value` from a QEMU option string (`,,` is a literal comma).
+fn option_value(opts: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+    let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut i = 0;
+    while i < opts.len() {
+        let b = opts.get(i).copied().unwrap_or_default();
+        if b == b',' {
+            if opts.get(i + 1) == Some(&b',') {
+                parts.last_mut()?.push(b',');
+                i += 2;
+                continue;
+            }
+            parts.push(Vec::new());
+        } else {
+            parts.last_mut()?.push(b);
+        }
+        i += 1;
+    }
+    parts.into_iter().find_map(|p| p.strip_prefix(key).and_then(|r| r.strip_prefix(b"=")).map(<[u8]>::to_vec))
+}
+
+/// A file version: hashed once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    size: u64,
+}
+
+/// The host's VMs as evidence leaves.
+pub struct VmEvidence {
+    proc_root: PathBuf,
+    selectors: Vec<Selector>,
+    measurer: Mutex<Measurer>,
+    files: Mutex<HashMap<FileKey, Digest>>,
+}
+
+impl std::fmt::Debug for VmEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmEvidence").field("proc_root", &self.proc_root).finish_non_exhaustive()
+    }
+}
+
+/// The leaves, and the QEMU processes left out with the reason.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// One leaf per VM, ordered by VM id.
+    pub leaves: Vec<VmLeaf>,
+    /// `pid: reason` of each QEMU process without a leaf.
+    pub skipped: Vec<String>,
+}
+
+impl VmEvidence {
+    /// Evidence of the `qemu-system-*` processes under `proc_root`.
+    pub fn new(proc_root: &Path) -> Result<VmEvidence, String> {
+        let selectors = vec![Selector::new("qemu-system-*").ok_or("qemu-system-* is not a selector")?];
+        Ok(VmEvidence {
+            proc_root: proc_root.to_path_buf(),
+            selectors,
+            measurer: Mutex::new(Measurer::new(proc_root, HashAlg::Sha256)),
+            files: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Builds every VM's leaf now (blocking: reads `/proc` and files).
+    pub fn collect(&self) -> Collected {
+        let mut out = Collected::default();
+        for p in procs::select(&self.proc_root, &self.selectors, None) {
+            match self.leaf(&p) {
+                Ok(leaf) => out.leaves.push(leaf),
+                Err(why) => out.skipped.push(format!("{}: {why}", p.pid.get())),
+            }
+        }
+        out.leaves.sort_by_key(|l| l.vm.to_string());
+        out.leaves.dedup_by_key(|l| l.vm.to_string());
+        out
+    }
+
+    fn leaf(&self, p: &Process) -> Result<VmLeaf, String> {
+        let dir = self.proc_root.join(p.pid.get().to_string());
+        let cmdline = std::fs::read(dir.join("cmdline")).map_err(|e| format!("cmdline: {e}"))?;
+        let launch = parse_cmdline(&cmdline);
+        let uuid = launch.uuid.as_deref().ok_or("no -uuid: the VM cannot be named")?;
+        let vm: VmId = uuid.parse().map_err(|e| format!("-uuid {uuid:?}: {e}"))?;
+        let qemu = self.qemu_code(p);
+        let mut disks = Vec::with_capacity(launch.disks.len());
+        for d in &launch.disks {
+            disks.push(self.file_digest(&dir, d)?);
+        }
+        let kernel = launch.kernel.as_ref().map(|k| self.file_digest(&dir, k)).transpose()?;
+        let initrd = launch.initrd.as_ref().map(|k| self.file_digest(&dir, k)).transpose()?;
+        Ok(VmLeaf {
+            vm,
+            qemu,
+            launch_config: HashAlg::Sha256.hash(&cmdline),
+            disks,
+            kernel,
+            initrd,
+            vtpm_state: None,
+            vtpm_ek: None,
+            memory: Vec::new(),
+        })
+    }
+
+    /// The QEMU process's code: modified when any executable mapping differs from its file.
+    fn qemu_code(&self, p: &Process) -> QemuCode {
+        let Ok(mut m) = self.measurer.lock() else { return QemuCode::NotMeasured };
+        let ms = m.measure(p);
+        let exe = ms.iter().find(|x| x.file == p.exe).map(|x| x.file_digest);
+        match (exe, ms.iter().any(|x| x.mem != x.disk)) {
+            (None, _) => QemuCode::NotMeasured,
+            (Some(d), true) => QemuCode::Modified(d),
+            (Some(d), false) => QemuCode::Unmodified(d),
+        }
+    }
+
+    /// SHA-256 of a file the VM uses, once per file version. A relative path is the QEMU process's
+    /// (resolved through its working directory).
+    fn file_digest(&self, proc_dir: &Path, path: &Path) -> Result<Digest, String> {
+        let full = if path.is_absolute() { path.to_path_buf() } else { proc_dir.join("cwd").join(path) };
+        let mut f = std::fs::File::open(&full).map_err(|e| format!("{}: {e}", path.display()))?;
+        let md = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+        let key = FileKey { dev: md.dev(), ino: md.ino(), mtime: md.mtime(), mtime_nsec: md.mtime_nsec(), size: md.size() };
+        if let Some(d) = self.files.lock().ok().and_then(|c| c.get(&key).copied()) {
+            return Ok(d);
+        }
+        let mut h = Hasher::new(HashAlg::Sha256);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(buf.get(..n).unwrap_or_default());
+        }
+        let d = h.finish();
+        if let Ok(mut c) = self.files.lock() {
+            c.insert(key, d);
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cmd(args: &[&str]) -> Vec<u8> {
+        args.iter().flat_map(|a| a.bytes().chain(std::iter::once(0))).collect()
+    }
+
+    #[test]
+    fn command_lines_name_the_vm_and_its_files() {
+        let l = parse_cmdline(&cmd(&[
+            "qemu-system-x86_64",
+            "-uuid",
+            "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+            "-drive",
+            "if=virtio,file=/var/lib/vm/a,,b.qcow2,format=qcow2",
+            "--blockdev",
+            "driver=file,node-name=d1,filename=/var/lib/vm/data.img",
+            "-hda",
+            "disk.raw",
+            "-kernel",
+            "/boot/vmlinuz",
+            "-initrd",
+            "/boot/initrd.img",
+            "-nographic",
+        ]));
+        assert_eq!(l.uuid.as_deref(), Some("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"));
+        assert_eq!(l.disks, [PathBuf::from("/var/lib/vm/a,b.qcow2"), PathBuf::from("/var/lib/vm/data.img"), PathBuf::from("disk.raw")]);
+        assert_eq!(l.kernel, Some(PathBuf::from("/boot/vmlinuz")));
+        assert_eq!(l.initrd, Some(PathBuf::from("/boot/initrd.img")));
+        assert_eq!(parse_cmdline(b"qemu\0-uuid"), QemuLaunch::default(), "an option without its value is ignored");
+    }
+
+    #[test]
+    fn a_drive_without_a_file_names_no_disk() {
+        assert!(parse_cmdline(&cmd(&["q", "-drive", "if=none,id=cd0"])).disks.is_empty());
+    }
+}

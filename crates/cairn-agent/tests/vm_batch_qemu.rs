@@ -1,0 +1,172 @@
+//! Batched host-side VM evidence on real parts: two real QEMU processes (qemu-system-x86_64 under TCG,
+//! halted with `-S`, each with its own `-uuid` and qcow2 disk) on a host whose agent runs in host mode
+//! on swtpm. One `GET /cairn/v1/vms/batch` returns both VMs' leaves and ONE quote; the test, as the
+//! verifier, checks the quote against H(nonce ‖ root) with the agent's AK, each VM's inclusion proof,
+//! and each leaf against a policy built from what the test computed itself (SHA-256 of the disk image
+//! with `sha256sum`, of the QEMU command line, of the QEMU binary). A rewritten disk image changes that
+//! VM's leaf (hashed again because its file changed) and fails its policy; code patched into one
+//! QEMU's memory turns its leaf's QEMU verdict to `modified`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use cairn_agent::{Agent, RawConfig};
+use cairn_core::crypto::VerifyingKey;
+use cairn_core::quote::{decode_quote_string, Expected, QuoteParts};
+use cairn_core::tpm::Public;
+use cairn_core::vmbatch::{
+    check_batch, judge_leaf, verify_batch_quote, BatchHeader, MerkleRoot, QemuCode, VmClaim, VmLeaf, VmLeafOutcome, VmPolicy,
+};
+use cairn_core::HashAlg;
+use common::{client, get, Node};
+
+const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sha256sum(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+fn start_vm(uuid: &str, disk: &Path) -> Killed {
+    let st = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(disk).arg("16M").status().unwrap();
+    assert!(st.success());
+    let drive = format!("file={},format=qcow2,if=ide", disk.display());
+    let child = Command::new(QEMU)
+        .args(["-machine", "pc,accel=tcg", "-m", "32", "-S", "-nodefaults", "-display", "none", "-uuid", uuid])
+        .args(["-drive", &drive])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default().contains("qemu-system-x86_64") {
+        assert!(Instant::now() < deadline, "qemu did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Killed(child)
+}
+
+/// The policy a tenant pins for a VM, from digests the test computed on its own.
+fn policy(pid: u32, disk: &Path) -> VmPolicy {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let qemu = HashAlg::Sha256.hash(&std::fs::read(QEMU).unwrap());
+    VmPolicy::from_json(
+        &serde_json::json!({
+            "qemu_code": [format!("sha256:{}", qemu.to_hex())],
+            "launch_config": format!("sha256:{}", HashAlg::Sha256.hash(&cmdline).to_hex()),
+            "disks": [format!("sha256:{}", sha256sum(disk))],
+        })
+        .to_string(),
+    )
+    .unwrap()
+}
+
+/// Asks for the batch and checks it as a verifier does; returns each VM's leaf by id.
+async fn batch(http: &reqwest::Client, base: &str, ak: &VerifyingKey, nonce: &str) -> Vec<VmLeaf> {
+    let (status, body) = get(http, &format!("{base}/cairn/v1/vms/batch?nonce={nonce}&mask=0x2000")).await;
+    assert_eq!(status, 200, "{body}");
+    let r = &body["results"];
+    let (message, signature, pcrs) = decode_quote_string(r["quote"].as_str().unwrap()).unwrap();
+    let root = MerkleRoot::from_hex(r["root"].as_str().unwrap()).unwrap();
+    let parts = QuoteParts { message: &message, signature: &signature, pcrs: &pcrs };
+    let verified = verify_batch_quote(ak, parts, Expected::nonce(nonce.as_bytes()), &root).expect("one quote over H(nonce ‖ root)");
+    // The same quote does not pass for another nonce.
+    let parts = QuoteParts { message: &message, signature: &signature, pcrs: &pcrs };
+    assert!(verify_batch_quote(ak, parts, Expected::nonce(b"another"), &root).is_err());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let items: Vec<(Vec<u8>, Vec<u8>, String)> = r["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (b64.decode(v["leaf"].as_str().unwrap()).unwrap(), b64.decode(v["proof"].as_str().unwrap()).unwrap(), v["vm"].as_str().unwrap().to_owned()))
+        .collect();
+    let claims: Vec<VmClaim<'_>> =
+        items.iter().map(|(leaf, proof, vm)| VmClaim { vm: vm.parse().unwrap(), leaf, proof }).collect();
+    let header = BatchHeader { root, count: r["count"].as_u64().unwrap() as u32 };
+    let checked = check_batch(&verified, nonce.as_bytes(), &header, &claims).unwrap();
+    assert_eq!(checked.unclaimed, 0);
+    checked
+        .outcomes
+        .into_iter()
+        .map(|o| match o {
+            VmLeafOutcome::Proved { leaf, .. } => *leaf,
+            other => panic!("not included: {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_quote_proves_every_vm_and_each_leaf_follows_its_vm() {
+    if !Path::new(QEMU).exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and {QEMU} is missing (Debian: qemu-system-x86)");
+        eprintln!("skipped: {QEMU} is missing (Debian: qemu-system-x86)");
+        return;
+    }
+    let node = Node::new();
+    let (u1, u2) = ("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", "1b1c2d3e-4f50-6172-8394-a5b6c7d8e9f1");
+    let (d1, d2) = (node.path("vm1.qcow2"), node.path("vm2.qcow2"));
+    let vm1 = start_vm(u1, &d1);
+    let vm2 = start_vm(u2, &d2);
+    let config = RawConfig {
+        tcti: Some(node.swtpm.tcti()),
+        state_dir: Some(node.path("state")),
+        listen: Some("127.0.0.1:0".into()),
+        register: Some(false),
+        hvm: Some(true),
+        hvm_interval_ms: Some(60_000),
+        ..RawConfig::default()
+    }
+    .validate()
+    .unwrap();
+    let agent = Agent::start(config).await.unwrap();
+    let http = client(&agent.mtls_cert);
+    let base = format!("https://{}", agent.addr);
+    let ak = VerifyingKey::from_public(&Public::parse_tpm2b(&agent.identity.ak.public).unwrap());
+
+    let leaves = batch(&http, &base, &ak, "n0nce1").await;
+    assert_eq!(leaves.len(), 2);
+    let (p1, p2) = (policy(vm1.0.id(), &d1), policy(vm2.0.id(), &d2));
+    let leaf = |id: &str, ls: &[VmLeaf]| ls.iter().find(|l| l.vm.to_string() == id).cloned().unwrap();
+    judge_leaf(&p1, &leaf(u1, &leaves)).expect("VM 1 as pinned");
+    judge_leaf(&p2, &leaf(u2, &leaves)).expect("VM 2 as pinned");
+    assert!(judge_leaf(&p1, &leaf(u2, &leaves)).is_err(), "one VM's policy does not fit the other");
+
+    // VM 2's disk is rewritten: its leaf follows, VM 1's does not.
+    std::fs::OpenOptions::new().write(true).open(&d2).unwrap().write_all_at(b"tampered", 1 << 20).unwrap();
+    let leaves = batch(&http, &base, &ak, "n0nce2").await;
+    judge_leaf(&p1, &leaf(u1, &leaves)).unwrap();
+    let why = judge_leaf(&p2, &leaf(u2, &leaves)).unwrap_err();
+    assert!(why.to_string().contains(&sha256sum(&d2)), "{why}");
+
+    // VM 1's QEMU code patched in memory (it is halted): its verdict turns modified.
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", vm1.0.id())).unwrap();
+    let line = maps.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|p| p.contains('x')) && l.ends_with(QEMU)).unwrap();
+    let (start, end) = line.split_whitespace().next().unwrap().split_once('-').unwrap();
+    let (start, end) = (u64::from_str_radix(start, 16).unwrap(), u64::from_str_radix(end, 16).unwrap());
+    let mem = std::fs::OpenOptions::new().write(true).open(format!("/proc/{}/mem", vm1.0.id())).unwrap();
+    mem.write_at(&[0xcc; 4], start + (end - start) / 2).unwrap();
+    let leaves = batch(&http, &base, &ak, "n0nce3").await;
+    assert!(matches!(leaf(u1, &leaves).qemu, QemuCode::Modified(_)), "{:?}", leaf(u1, &leaves).qemu);
+    let why = judge_leaf(&p1, &leaf(u1, &leaves)).unwrap_err();
+    assert_eq!(why.check(), "vm_qemu_code_modified");
+    assert!(matches!(leaf(u2, &leaves).qemu, QemuCode::Unmodified(_)));
+    agent.stop().await;
+    drop(vm2);
+}
