@@ -13,7 +13,8 @@ fn three_vms_are_proved_by_one_batched_quote_and_by_three_separate_quotes() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "bench failed:\n{stderr}");
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stderr}"));
+    let r: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stderr}"));
     assert_eq!(r["bench"], "vm-batch", "{r}");
     assert_eq!(r["vms"], 3, "{r}");
     assert_eq!(r["rounds"], 2, "{r}");

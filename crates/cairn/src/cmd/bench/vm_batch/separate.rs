@@ -72,7 +72,8 @@ impl Vtpms {
         for (i, ((v, ev), nonce)) in self.vtpms.iter().zip(evs).zip(nonces).enumerate() {
             let parts = QuoteParts { message: &ev.attest, signature: &ev.signature, pcrs: &ev.pcrs };
             let previous = self.previous.get(i).copied().flatten();
-            let expected = Expected { nonce, hash: Some(HashAlg::Sha256), previous_clock: previous, require_safe: false };
+            let expected =
+                Expected { nonce, hash: Some(HashAlg::Sha256), previous_clock: previous, require_safe: false };
             let quote = verify_quote(&v.key, parts, expected)
                 .map_err(|f| anyhow::anyhow!("vTPM {i} quote refused ({}): {f}", f.check()))?;
             if let Some(p) = self.previous.get_mut(i) {
