@@ -7,6 +7,7 @@ mod logs;
 mod quote_material;
 mod quote_verify;
 mod sim;
+mod vm_batch;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,9 @@ pub enum BenchCommand {
     Hvm(hvm::HvmBenchArgs),
     /// The simulated fleet alone, for any verifier (Keylime's too): agents JSON, control endpoint.
     Sim(sim::SimArgs),
+    /// One attestation round for N VMs on real swtpm: one batched host quote over a Merkle root
+    /// against a quote per VM from its own vTPM (agent, TPM and verifier CPU, wall time).
+    VmBatch(vm_batch::VmBatchArgs),
 }
 
 impl BenchCommand {
@@ -44,6 +48,7 @@ impl BenchCommand {
             BenchCommand::Fleet(a) => a.run(),
             BenchCommand::Hvm(a) => a.run(),
             BenchCommand::Sim(a) => a.run(),
+            BenchCommand::VmBatch(a) => a.run(),
         }
     }
 }
