@@ -3,7 +3,8 @@
 //! - `create` seals the state key to the host TPM and manufactures the vTPM; `start --tcp` serves it,
 //!   and a client reads an EK whose public area hashes to the inventory's digest, with an EK
 //!   certificate that chains to the vTPM CA and certifies that very key.
-//! - `start` without `--tcp` makes the control socket QEMU's `-tpmdev emulator` connects to.
+//! - `start` without `--tcp` makes the control socket QEMU's `-tpmdev emulator` connects to, and
+//!   swtpm initialises (decrypts its state) when told so there, as QEMU tells it.
 //! - The state directory is useless alone: swtpm on a copy, without the key or with a wrong key,
 //!   does not start; a different host TPM cannot unseal the key, and says so.
 //! - `stop` ends the process, `destroy` removes everything, `list --json` reports each state.
@@ -83,6 +84,16 @@ fn swtpm_on_copy(state: &Path, key: Option<&Path>, work: &Path) -> (bool, String
     (came_up, std::fs::read_to_string(&log).unwrap_or_default())
 }
 
+/// Sends swtpm's control command CMD_INIT (2, no flags) over a unixio control socket; the result.
+fn ctrl_init(sock: &Path) -> u32 {
+    use std::io::{Read, Write};
+    let mut c = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    c.write_all(&[0, 0, 0, 2, 0, 0, 0, 0]).unwrap();
+    let mut res = [0u8; 4];
+    c.read_exact(&mut res).unwrap();
+    u32::from_be_bytes(res)
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -152,9 +163,14 @@ fn vtpm_lifecycle_sealed_to_the_host_tpm() {
     let sock = ok(&["start", "vm1", "--dir", d, "--host-tcti", &host.tcti()]);
     assert_eq!(Path::new(sock.trim()), dir.join("vm1/swtpm.sock"));
     {
-        use std::os::unix::fs::FileTypeExt;
-        assert!(std::fs::metadata(sock.trim()).unwrap().file_type().is_socket());
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let meta = std::fs::metadata(sock.trim()).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
+    // What QEMU does first on that socket: CMD_INIT on the control channel, which makes swtpm
+    // decrypt its state with the key it was given. Result 0 is TPM_SUCCESS.
+    assert_eq!(ctrl_init(Path::new(sock.trim())), 0);
     ok(&["stop", "vm1", "--dir", d]);
     assert!(!dir.join("vm1/swtpm.sock").exists());
 
@@ -167,6 +183,24 @@ fn vtpm_lifecycle_sealed_to_the_host_tpm() {
     let (up, log) = swtpm_on_copy(&stolen.join("state"), Some(&stolen.join("wrong.key")), &stolen);
     assert!(!up, "swtpm ran on the state with a wrong key: {log}");
     assert!(log.contains("HMAC") || log.contains("Decrypt") || log.contains("libtpms"), "{log}");
+    // As QEMU would meet it: the control socket comes up, CMD_INIT fails.
+    let wrong_sock = stolen.join("ctrl.sock");
+    let status = Command::new("swtpm")
+        .args(["socket", "--tpm2", "-d"])
+        .arg("--tpmstate")
+        .arg(format!("dir={}", s(&stolen.join("state"))))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}", s(&wrong_sock)))
+        .arg("--key")
+        .arg(format!("file={},format=binary,mode=aes-256-cbc", s(&stolen.join("wrong.key"))))
+        .arg("--pid")
+        .arg(format!("file={}", s(&stolen.join("ctrl.pid"))))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let init = ctrl_init(&wrong_sock);
+    let _ = Command::new("kill").arg(std::fs::read_to_string(stolen.join("ctrl.pid")).unwrap().trim()).status();
+    assert_ne!(init, 0, "CMD_INIT succeeded with a wrong key");
 
     // Another host TPM cannot unseal the key.
     let (started, out, err) = vtpm(&["start", "vm1", "--dir", d, "--host-tcti", &other_host.tcti()]);
