@@ -123,6 +123,15 @@ pub enum TpmError {
     /// swtpm did not start answering.
     #[error("swtpm did not come up: {0}")]
     SwtpmStart(String),
+    /// A sealed object does not load under this TPM's storage primary.
+    #[error(
+        "the sealed key does not load under this TPM's storage primary (sealed by another TPM, or the owner \
+         hierarchy was cleared since): TPM2_Load failed: {source}"
+    )]
+    SealedElsewhere {
+        /// What tss-esapi reported.
+        source: tss_esapi::Error,
+    },
     /// A file or directory operation failed.
     #[error("{path}: {source}")]
     Io {

@@ -34,6 +34,7 @@ mod pcr;
 pub mod quote;
 pub mod swtpm;
 mod tpm;
+pub mod vtpm;
 
 pub use ak::{Ak, AkAlg, AkSpec};
 pub use ek::{Ek, EkKind};

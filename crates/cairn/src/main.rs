@@ -58,6 +58,9 @@ enum Command {
     /// Trusted VM launch: encrypt a VM image whose secret only an attested host receives; open it there.
     #[command(subcommand)]
     Image(cmd::image::ImageCommand),
+    /// vTPMs for VMs: one host-managed swtpm each, its state key sealed to the host TPM.
+    #[command(subcommand)]
+    Vtpm(cmd::vtpm::VtpmCommand),
     /// Run the local demo: a fresh swtpm, EK and AK, a quote, and its verification.
     Demo(cmd::demo::DemoArgs),
 }
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Image(c) => c.run(),
         Command::Refdb(c) => c.run(),
         Command::Placement(a) => a.run(),
+        Command::Vtpm(c) => c.run(),
     };
     match result {
         Ok(code) => code,

@@ -91,7 +91,7 @@ impl SwtpmCa {
     }
 
     /// The `swtpm_setup` configuration file naming this CA.
-    pub(crate) fn setup_config(&self) -> PathBuf {
+    pub fn setup_config(&self) -> PathBuf {
         self.dir.join("swtpm_setup.conf")
     }
 

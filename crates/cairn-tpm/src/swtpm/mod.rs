@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 pub use ca::SwtpmCa;
-pub use process::{Swtpm, SwtpmOptions};
+pub use process::{free_port_pair, Swtpm, SwtpmOptions};
 
 use crate::error::TpmError;
 

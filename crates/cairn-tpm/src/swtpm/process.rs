@@ -267,7 +267,7 @@ fn listener_owner(pid: u32, port: u16) -> Option<bool> {
 const PORT_RANGE: std::ops::Range<u16> = 10_000..32_000;
 
 /// A data port P such that P and P+1 could both be bound on loopback just now.
-fn free_port_pair() -> Result<u16, TpmError> {
+pub fn free_port_pair() -> Result<u16, TpmError> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(0x9E37_79B9, std::sync::atomic::Ordering::Relaxed);

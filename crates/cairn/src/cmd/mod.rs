@@ -18,6 +18,7 @@ pub mod refdb;
 pub mod registrar;
 pub mod tpm;
 pub mod verifier;
+pub mod vtpm;
 
 use std::path::Path;
 
