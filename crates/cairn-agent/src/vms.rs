@@ -5,13 +5,13 @@
 //! outside the guest: the VM id from `-uuid`; the QEMU code verdict from measuring the process's
 //! executable mappings now (in memory vs on disk, file digests cached as the hvm loop caches them);
 //! SHA-256 of its command line as the launch configuration; and the disk images (`-drive file=`,
-//! `-blockdev …filename=`, `-hda`…`-hdd`), `-kernel` and `-initrd` hashed once per file version
-//! (device, inode, mtime, size) — at launch, not every round. A QEMU process without `-uuid` cannot
-//! be named to a verifier and is reported as skipped.
+//! `-blockdev …filename=`, `-hda`…`-hdd`), `-kernel` and `-initrd` hashed once per launch (the QEMU
+//! process, told by pid and start time) — what the VM started from, not re-hashed every round while
+//! the guest writes its disk. A QEMU process without `-uuid` cannot be named to a verifier and is
+//! reported as skipped.
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -84,14 +84,19 @@ fn option_value(opts: &[u8], key: &[u8]) -> Option<Vec<u8>> {
     parts.into_iter().find_map(|p| p.strip_prefix(key).and_then(|r| r.strip_prefix(b"=")).map(<[u8]>::to_vec))
 }
 
-/// A file version: hashed once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FileKey {
-    dev: u64,
-    ino: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-    size: u64,
+/// One QEMU process's launch: its start time and the digests of the files it was started with.
+#[derive(Debug, Default)]
+struct Launch {
+    start: u64,
+    files: HashMap<PathBuf, Digest>,
+}
+
+/// The start time (clock ticks after boot, field 22 of `/proc/PID/stat`): with the pid, one launch.
+fn start_time(proc_dir: &Path) -> Option<u64> {
+    let stat = std::fs::read(proc_dir.join("stat")).ok()?;
+    let after = stat.iter().rposition(|b| *b == b')').and_then(|i| stat.get(i + 1..))?;
+    let fields: Vec<&[u8]> = after.split(|b| *b == b' ').filter(|f| !f.is_empty()).collect();
+    std::str::from_utf8(fields.get(19)?).ok()?.parse().ok()
 }
 
 /// The host's VMs as evidence leaves.
@@ -99,7 +104,7 @@ pub struct VmEvidence {
     proc_root: PathBuf,
     selectors: Vec<Selector>,
     measurer: Mutex<Measurer>,
-    files: Mutex<HashMap<FileKey, Digest>>,
+    launches: Mutex<HashMap<u32, Launch>>,
 }
 
 impl std::fmt::Debug for VmEvidence {
@@ -125,18 +130,26 @@ impl VmEvidence {
             proc_root: proc_root.to_path_buf(),
             selectors,
             measurer: Mutex::new(Measurer::new(proc_root, HashAlg::Sha256)),
-            files: Mutex::new(HashMap::new()),
+            launches: Mutex::new(HashMap::new()),
         })
     }
 
     /// Builds every VM's leaf now (blocking: reads `/proc` and files).
     pub fn collect(&self) -> Collected {
         let mut out = Collected::default();
-        for p in procs::select(&self.proc_root, &self.selectors, None) {
-            match self.leaf(&p) {
+        let running = procs::select(&self.proc_root, &self.selectors, None);
+        for p in &running {
+            match self.leaf(p) {
                 Ok(leaf) => out.leaves.push(leaf),
                 Err(why) => out.skipped.push(format!("{}: {why}", p.pid.get())),
             }
+        }
+        // What exited is forgotten: its files and its mappings' cached digests.
+        if let Ok(mut l) = self.launches.lock() {
+            l.retain(|pid, _| running.iter().any(|p| p.pid.get() == *pid));
+        }
+        if let Ok(mut m) = self.measurer.lock() {
+            m.end_round();
         }
         out.leaves.sort_by_key(|l| l.vm.to_string());
         out.leaves.dedup_by_key(|l| l.vm.to_string());
@@ -150,12 +163,14 @@ impl VmEvidence {
         let uuid = launch.uuid.as_deref().ok_or("no -uuid: the VM cannot be named")?;
         let vm: VmId = uuid.parse().map_err(|e| format!("-uuid {uuid:?}: {e}"))?;
         let qemu = self.qemu_code(p);
+        let pid = p.pid.get();
+        let start = start_time(&dir).ok_or("no start time in /proc/PID/stat")?;
         let mut disks = Vec::with_capacity(launch.disks.len());
         for d in &launch.disks {
-            disks.push(self.file_digest(&dir, d)?);
+            disks.push(self.launch_digest(pid, start, &dir, d)?);
         }
-        let kernel = launch.kernel.as_ref().map(|k| self.file_digest(&dir, k)).transpose()?;
-        let initrd = launch.initrd.as_ref().map(|k| self.file_digest(&dir, k)).transpose()?;
+        let kernel = launch.kernel.as_ref().map(|k| self.launch_digest(pid, start, &dir, k)).transpose()?;
+        let initrd = launch.initrd.as_ref().map(|k| self.launch_digest(pid, start, &dir, k)).transpose()?;
         Ok(VmLeaf {
             vm,
             qemu,
@@ -181,16 +196,20 @@ impl VmEvidence {
         }
     }
 
-    /// SHA-256 of a file the VM uses, once per file version. A relative path is the QEMU process's
-    /// (resolved through its working directory).
-    fn file_digest(&self, proc_dir: &Path, path: &Path) -> Result<Digest, String> {
+    /// SHA-256 of a file the VM was started with, hashed the first time this launch is seen. A
+    /// relative path is the QEMU process's (resolved through its working directory).
+    fn launch_digest(&self, pid: u32, start: u64, proc_dir: &Path, path: &Path) -> Result<Digest, String> {
+        if let Ok(mut l) = self.launches.lock() {
+            let launch = l.entry(pid).or_default();
+            if launch.start != start {
+                *launch = Launch { start, files: HashMap::new() };
+            }
+            if let Some(d) = launch.files.get(path) {
+                return Ok(*d);
+            }
+        }
         let full = if path.is_absolute() { path.to_path_buf() } else { proc_dir.join("cwd").join(path) };
         let mut f = std::fs::File::open(&full).map_err(|e| format!("{}: {e}", path.display()))?;
-        let md = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
-        let key = FileKey { dev: md.dev(), ino: md.ino(), mtime: md.mtime(), mtime_nsec: md.mtime_nsec(), size: md.size() };
-        if let Some(d) = self.files.lock().ok().and_then(|c| c.get(&key).copied()) {
-            return Ok(d);
-        }
         let mut h = Hasher::new(HashAlg::Sha256);
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -201,8 +220,8 @@ impl VmEvidence {
             h.update(buf.get(..n).unwrap_or_default());
         }
         let d = h.finish();
-        if let Ok(mut c) = self.files.lock() {
-            c.insert(key, d);
+        if let Ok(mut l) = self.launches.lock() {
+            l.entry(pid).or_default().files.insert(path.to_path_buf(), d);
         }
         Ok(d)
     }
@@ -240,6 +259,15 @@ mod tests {
         assert_eq!(l.kernel, Some(PathBuf::from("/boot/vmlinuz")));
         assert_eq!(l.initrd, Some(PathBuf::from("/boot/initrd.img")));
         assert_eq!(parse_cmdline(b"qemu\0-uuid"), QemuLaunch::default(), "an option without its value is ignored");
+    }
+
+    #[test]
+    fn start_time_is_read_past_a_command_name_with_spaces_and_parens() {
+        let dir = tempfile::tempdir().unwrap();
+        let fields: Vec<String> = (3..=25).map(|i| i.to_string()).collect();
+        std::fs::write(dir.path().join("stat"), format!("42 (qemu (x) y) {}", fields.join(" "))).unwrap();
+        assert_eq!(start_time(dir.path()), Some(22));
+        assert!(start_time(&std::path::PathBuf::from("/proc/self")).is_some());
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! on swtpm. One `GET /cairn/v1/vms/batch` returns both VMs' leaves and ONE quote; the test, as the
 //! verifier, checks the quote against H(nonce ‖ root) with the agent's AK, each VM's inclusion proof,
 //! and each leaf against a policy built from what the test computed itself (SHA-256 of the disk image
-//! with `sha256sum`, of the QEMU command line, of the QEMU binary). A rewritten disk image changes that
-//! VM's leaf (hashed again because its file changed) and fails its policy; code patched into one
-//! QEMU's memory turns its leaf's QEMU verdict to `modified`.
+//! with `sha256sum`, of the QEMU command line, of the QEMU binary). Disk images are hashed once per
+//! launch: a disk rewritten under a running VM leaves its leaf as launched, and the VM started again
+//! on another image gets a leaf that fails its policy, naming the new digest; code patched into one QEMU's memory
+//! turns its leaf's QEMU verdict to `modified`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -42,8 +43,9 @@ fn sha256sum(p: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
 }
 
-fn start_vm(uuid: &str, disk: &Path) -> Killed {
-    let st = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(disk).arg("16M").status().unwrap();
+/// QEMU on a new qcow2 image of `size` at `disk`.
+fn start_vm(uuid: &str, disk: &Path, size: &str) -> Killed {
+    let st = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(disk).arg(size).status().unwrap();
     assert!(st.success());
     let drive = format!("file={},format=qcow2,if=ide", disk.display());
     let child = Command::new(QEMU)
@@ -122,8 +124,8 @@ async fn one_quote_proves_every_vm_and_each_leaf_follows_its_vm() {
     let node = Node::new();
     let (u1, u2) = ("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", "1b1c2d3e-4f50-6172-8394-a5b6c7d8e9f1");
     let (d1, d2) = (node.path("vm1.qcow2"), node.path("vm2.qcow2"));
-    let vm1 = start_vm(u1, &d1);
-    let vm2 = start_vm(u2, &d2);
+    let vm1 = start_vm(u1, &d1, "16M");
+    let mut vm2 = start_vm(u2, &d2, "16M");
     let config = RawConfig {
         tcti: Some(node.swtpm.tcti()),
         state_dir: Some(node.path("state")),
@@ -148,9 +150,16 @@ async fn one_quote_proves_every_vm_and_each_leaf_follows_its_vm() {
     judge_leaf(&p2, &leaf(u2, &leaves)).expect("VM 2 as pinned");
     assert!(judge_leaf(&p1, &leaf(u2, &leaves)).is_err(), "one VM's policy does not fit the other");
 
-    // VM 2's disk is rewritten: its leaf follows, VM 1's does not.
+    // VM 2's disk is rewritten while it runs: its leaf stays what it was launched with (not re-hashed
+    // every round); started again on that disk, its leaf fails its policy, and VM 1's does not move.
     std::fs::OpenOptions::new().write(true).open(&d2).unwrap().write_all_at(b"tampered", 1 << 20).unwrap();
+    let before = leaf(u2, &leaves);
     let leaves = batch(&http, &base, &ak, "n0nce2").await;
+    assert_eq!(leaf(u2, &leaves).disks, before.disks, "hashed once per launch");
+    drop(vm2);
+    std::fs::remove_file(&d2).unwrap();
+    vm2 = start_vm(u2, &d2, "32M");
+    let leaves = batch(&http, &base, &ak, "n0nce2b").await;
     judge_leaf(&p1, &leaf(u1, &leaves)).unwrap();
     let why = judge_leaf(&p2, &leaf(u2, &leaves)).unwrap_err();
     assert!(why.to_string().contains(&sha256sum(&d2)), "{why}");

@@ -202,8 +202,7 @@ pub fn appraise(
     if config.two_threads && input.len() >= PARALLEL_MIN_BYTES {
         return appraise_two_threads(policy, state, input, quoted, config);
     }
-    let log_hash_alg = policy.map_or(HashAlg::Sha1, |p| p.log_hash_alg);
-    let mut replayer = Replayer::new(ReplayConfig { pcr: config.pcr, template_hash_alg: Some(log_hash_alg) });
+    let mut replayer = replayer(policy, config);
     let mut replay = state.replay;
     let mut judge = Judge { policy, learned: state.learned.clone(), config, failures: Vec::new() };
     let is_match = |r: &ReplayState| quoted.is_some_and(|q| r.holds(q));
@@ -234,6 +233,13 @@ pub fn appraise(
     Ok(Appraisal { entries, failures: judge.failures, pcr, end: replay, next })
 }
 
+/// The replayer an appraisal uses: the configured PCR, template hashes checked with the policy's
+/// `ima.log_hash_alg` (SHA-1 without a policy).
+fn replayer(policy: Option<&RuntimePolicy>, config: &AppraisalConfig) -> Replayer {
+    let log_hash_alg = policy.map_or(HashAlg::Sha1, |p| p.log_hash_alg);
+    Replayer::new(ReplayConfig { pcr: config.pcr, template_hash_alg: Some(log_hash_alg) })
+}
+
 /// The PCR outcome of a pass that matched the quote at `matched` (if it did) and ended at `end`.
 fn pcr_outcome(quoted: Option<&Digest>, matched: Option<&AppraisalState>, end: &ReplayState) -> PcrOutcome {
     match (quoted, matched) {
@@ -261,8 +267,7 @@ fn appraise_two_threads(
     quoted: Option<&Digest>,
     config: &AppraisalConfig,
 ) -> Result<Appraisal, LogError> {
-    let log_hash_alg = policy.map_or(HashAlg::Sha1, |p| p.log_hash_alg);
-    let mut replayer = Replayer::new(ReplayConfig { pcr: config.pcr, template_hash_alg: Some(log_hash_alg) });
+    let mut replayer = replayer(policy, config);
     let start = state.replay;
     let banks = start.tracked();
     let learned = state.learned.clone();
