@@ -10,9 +10,10 @@
 set -euo pipefail
 
 PKGS=(swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config gcc g++ make openssl ca-certificates python3-venv python3-gpg qemu-utils xz-utils)
-# The tests also run real QEMU processes (host-side VM evidence): qemu-system-x86.
+# The tests also run real QEMU processes and boot a real guest (host-side VM evidence, the VM layer end to end):
+# qemu-system-x86, and binutils (objcopy) to put this build's agent into the guest's initramfs.
 if [[ "${1:-}" == "--test" ]]; then
-    PKGS+=(qemu-system-x86)
+    PKGS+=(qemu-system-x86 binutils)
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -200,11 +200,19 @@ impl AgentNode {
 
     /// As [`AgentNode::start`], with more `cairn agent` arguments.
     pub fn start_with(dir: &Path, ca: &SwtpmCa, registrar_http: &str, extra: &[String]) -> AgentNode {
+        let mut n = AgentNode::tpm_only(dir, ca, extra);
+        n.run(registrar_http);
+        n
+    }
+
+    /// The node's swtpm (with EK certificates from `ca`) and files, without its agent: [`AgentNode::run`]
+    /// starts it.
+    pub fn tpm_only(dir: &Path, ca: &SwtpmCa, extra: &[String]) -> AgentNode {
         std::fs::create_dir_all(dir).unwrap();
         let swtpm = Swtpm::start(&dir.join("tpm"), SwtpmOptions { with_ek_certs: Some(ca), port: None }).unwrap();
         let ima = dir.join("ima");
         std::fs::write(&ima, b"").unwrap();
-        let mut n = AgentNode {
+        AgentNode {
             tcti: swtpm.tcti(),
             _swtpm: swtpm,
             state: dir.join("state"),
@@ -213,9 +221,7 @@ impl AgentNode {
             proc: None,
             uuid: String::new(),
             extra: extra.to_vec(),
-        };
-        n.run(registrar_http);
-        n
+        }
     }
 
     /// Appends ASCII IMA `lines` to the agent's log, then extends PCR 10 (SHA-1 and SHA-256 banks)
