@@ -2,7 +2,8 @@
 //! manages (`cairn vtpm create|start`), and a real guest — Debian's cloud kernel booted by
 //! qemu-system-x86_64 under TCG with `-tpmdev emulator` on that vTPM (SeaBIOS and the kernel extend its
 //! PCRs, the guest's IMA measures what it runs) — whose own `cairn agent` enrols at the registrar
-//! through the vTPM and is attested by the verifier with a runtime policy. The host agent measures the
+//! through the vTPM and is attested by the verifier with a runtime policy (what the guest runs) and a
+//! PCR policy (the vTPM's PCRs 0–7 as SeaBIOS's own log replays them). The host agent measures the
 //! real QEMU process. The VM is trusted only while its host is: when the host's IMA log shows a file
 //! nobody allowed, the host fails and the VM is reported untrusted because of its host.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -50,6 +51,7 @@ fn build_initramfs(kit: &Path, dir: &Path, registrar_port: u16, agent_port: u16)
     fs.file("/etc/cairn/agent.toml", 0o644, config.as_bytes());
     let init = format!(
         "{INIT_PRELUDE}echo 'measure func=BPRM_CHECK mask=MAY_EXEC' > /sys/kernel/security/ima/policy || echo 'GUEST: IMA policy refused'
+echo \"GUEST-EVENTLOG $(base64 -w 0 /sys/kernel/security/tpm0/binary_bios_measurements)\"
 echo \"GUEST-UP $(head -n 1 /sys/kernel/security/ima/ascii_runtime_measurements)\"
 /bin/cairn agent --config /etc/cairn/agent.toml --log info
 echo \"GUEST: agent exited $?\"
@@ -154,15 +156,34 @@ fn a_real_guest_on_a_managed_vtpm_is_attested_and_falls_with_its_host() {
     let first = console.lines().find_map(|l| l.strip_prefix("GUEST-UP ")).unwrap_or_default().trim().to_owned();
     let aggregate = first.split_whitespace().nth(3).and_then(|d| d.strip_prefix("sha256:")).unwrap_or_else(|| panic!("{first}"));
     assert!(first.ends_with("boot_aggregate") && aggregate.len() == 64, "{first}");
+    // SeaBIOS's measured-boot log of this boot, taken as the VM's known-good reference state.
+    let eventlog = console.lines().find_map(|l| l.strip_prefix("GUEST-EVENTLOG ")).unwrap().trim();
+    let eventlog = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, eventlog).unwrap();
+    assert!(eventlog.len() > 100, "SeaBIOS logged its measurements ({} bytes)", eventlog.len());
+    std::fs::write(dir.join("vm-eventlog.bin"), &eventlog).unwrap();
+    let out = cairn().args(["eventlog", "replay", "--json"]).arg(dir.join("vm-eventlog.bin")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let replay: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // A PCR policy pinning the firmware PCRs 0–7 of the vTPM's SHA-256 bank to the values this log
+    // replays to (SeaBIOS has no Secure Boot state for a measured-boot reference state to judge).
+    let mut pcrs = serde_json::Map::new();
+    for i in 0..8 {
+        let value = replay["banks"]["sha256"][i.to_string()].as_str().unwrap_or_else(|| panic!("PCR {i} in {replay}"));
+        pcrs.insert(i.to_string(), serde_json::json!([value]));
+    }
+    pcrs.insert("mask".into(), serde_json::json!("0xff"));
+    let vm_pcr_policy = serde_json::Value::Object(pcrs).to_string();
     let mut policy: serde_json::Value = serde_json::from_slice(&std::fs::read(&vm_policy).unwrap()).unwrap();
     policy["digests"]["boot_aggregate"] = serde_json::json!([aggregate]);
     std::fs::write(&vm_policy, policy.to_string()).unwrap();
     vm.wait_for(&format!("cairn agent {VM_UUID}"), Duration::from_secs(240));
 
-    let (ok, out) = fleet.node(&["add", VM_UUID, "--on-host", &host.uuid, "--runtime-policy", vm_policy.to_str().unwrap()]);
+    let (ok, out) = fleet.node(&["add", VM_UUID, "--on-host", &host.uuid, "--runtime-policy", vm_policy.to_str().unwrap(), "--tpm-policy", &vm_pcr_policy]);
     assert!(ok, "{out}\nconsole:\n{}", vm.console());
     let s = fleet.wait(VM_UUID, "attested", |s| s["cairn_state"] == "attested");
     assert_eq!(s["host_agent_id"], host.uuid.as_str());
+    assert!(s["tpm_policy"].as_str().unwrap().contains("mask"), "{s}");
+    assert_eq!(s["has_runtime_policy"], 1, "{s}");
 
     // The host runs a file nobody allowed: it fails, and the VM with it, because of its host.
     host.measure(&ima_line(b"a miner nobody allowed", "/tmp/.x/miner"));

@@ -97,7 +97,7 @@ impl Initramfs {
             self.dir(d);
         }
         self.file("/bin/busybox", 0o755, &std::fs::read(kit.join("busybox")).unwrap());
-        for applet in ["sh", "mount", "insmod", "ip", "cat", "echo", "sleep", "poweroff", "ls", "mkdir", "sync", "head"] {
+        for applet in ["sh", "mount", "insmod", "ip", "cat", "echo", "sleep", "poweroff", "ls", "mkdir", "sync", "head", "base64"] {
             self.symlink(&format!("/bin/{applet}"), "busybox");
         }
     }
