@@ -183,6 +183,11 @@ fn a_real_guest_on_a_managed_vtpm_is_attested_and_falls_with_its_host() {
     let s = fleet.wait(VM_UUID, "attested", |s| s["cairn_state"] == "attested");
     assert_eq!(s["host_agent_id"], host.uuid.as_str());
     assert!(s["tpm_policy"].as_str().unwrap().contains("mask"), "{s}");
+    // The host agent measured the real QEMU process running the guest: its code in memory is its file's.
+    let list = std::fs::read_to_string(host.state.join("hvm/list")).unwrap();
+    let qemu_lines: Vec<&str> = list.lines().filter(|l| l.contains(&format!(" {} ", vm.pid))).collect();
+    assert!(!qemu_lines.is_empty() && qemu_lines.iter().all(|l| l.ends_with(" ok")), "{list}");
+    assert!(qemu_lines.iter().any(|l| l.contains("qemu-system-x86_64")), "{list}");
     assert_eq!(s["has_runtime_policy"], 1, "{s}");
 
     // The host runs a file nobody allowed: it fails, and the VM with it, because of its host.
