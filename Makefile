@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TESTDATA ?= $(CURDIR)/../shared/testdata
 
-.PHONY: demo test deps deps-test build unit doc-tests fuzz-smoke test-keylime-interop nova-venv bench clean
+.PHONY: demo test deps deps-test build unit doc-tests fuzz-smoke test-keylime-interop nova-venv guest-kit bench clean
 
 ## demo: the local demo — a fresh swtpm, EK and AK, a quote, its verification.
 demo: deps
@@ -11,7 +11,7 @@ demo: deps
 	./target/release/cairn demo
 
 ## test: the whole suite (unit, integration on real swtpm, vectors, doc tests, fuzz smoke).
-test: deps-test fuzz-smoke doc-tests test-keylime-interop nova-venv unit
+test: deps-test fuzz-smoke doc-tests test-keylime-interop nova-venv guest-kit unit
 
 deps:
 	@scripts/install-deps.sh
@@ -32,6 +32,11 @@ test-keylime-interop: deps-test
 ## tested against Nova's own classes by crates/cairn/tests/levels_placement.rs.
 nova-venv: deps-test
 	@scripts/nova-venv.sh || [ "$${CI:-}" != "true" ]
+
+## guest-kit: Debian's cloud kernel, virtio modules and busybox (target/guest-kit), so
+## crates/cairn/tests/vm_guest_qemu.rs boots a real guest on a vTPM with this build's agent inside.
+guest-kit: deps-test
+	@scripts/guest-kit.sh || [ "$${CI:-}" != "true" ]
 
 doc-tests:
 	$(CARGO) test --workspace --doc
