@@ -104,7 +104,7 @@ pub fn evidence(host: &str, last: Option<&VmBatchStatus>, now_ms: i64, max_age: 
 }
 
 /// A VM's id and policy, or why its policy cannot be used.
-type VmOnHost = Result<(VmId, VmPolicy), String>;
+pub type VmOnHost = Result<(VmId, VmPolicy), String>;
 
 /// The VM nodes on `host` that have a VM policy, with it (a policy that no longer parses is
 /// reported on the VM as a failure of its evidence).
@@ -167,60 +167,74 @@ pub async fn host_step(fleet: &Fleet, host: &Node, keys: HostKeys<'_>) -> Result
         return Ok(None);
     }
     let nonce = nonce();
-    let reply = fetch(keys.http, keys.root, &nonce).await;
-    let evidence_failure = |failure| view(&Failure::VmEvidence { host: host.id.clone(), failure });
-    let judged: Vec<Vec<FailureView>>;
-    let mut host_failure = None;
-    match reply {
+    let reply = match fetch(keys.http, keys.root, &nonce).await {
         Err(Err(unreachable)) => return Err(unreachable),
-        Err(Ok(why)) if why.contains("no VM to attest") => {
-            // No QEMU runs with a -uuid: every VM is absent.
-            judged = vms
-                .iter()
-                .map(|(_, p)| match p {
-                    Ok((vm, _)) => vec![evidence_failure(VmEvidenceFailure::Absent { vm: *vm })],
-                    Err(why) => vec![policy_failure(&host.id, why)],
-                })
-                .collect();
-        }
-        Err(Ok(why)) => {
-            let v = FailureView { check: "vm_batch_unavailable".into(), message: format!("host {}'s VM evidence: {why}", host.id) };
-            judged = vms.iter().map(|_| vec![v.clone()]).collect();
-        }
-        Ok(batch) => {
-            let decoded: Vec<(String, Vec<u8>, Vec<u8>)> = batch
-                .vms
-                .iter()
-                .map(|i| (i.vm.clone(), B64.decode(&i.leaf).unwrap_or_default(), B64.decode(&i.proof).unwrap_or_default()))
-                .collect();
-            let items: Vec<BatchItem<'_>> = decoded.iter().map(|(vm, leaf, proof)| BatchItem { vm, leaf, proof }).collect();
-            let hb = HostBatch { quote: &batch.quote, root: &batch.root, count: batch.count, items: &items };
-            let claims: Vec<(VmId, &VmPolicy)> = vms.iter().filter_map(|(_, p)| p.as_ref().ok().map(|(v, p)| (*v, p))).collect();
-            let expected = Expected { nonce: nonce.as_bytes(), hash: Some(keys.hash), previous_clock: None, require_safe: keys.require_safe };
-            match judge_host_batch(keys.ak, expected, &hb, &claims) {
-                Ok(verdicts) => {
-                    let mut verdicts = verdicts.into_iter();
-                    judged = vms
-                        .iter()
-                        .map(|(_, p)| match p {
-                            Ok(_) => verdicts.next().map(|v| v.failures.into_iter().map(evidence_failure).collect()).unwrap_or_default(),
-                            Err(why) => vec![policy_failure(&host.id, why)],
-                        })
-                        .collect();
-                }
-                Err(refusal) => {
-                    let v = evidence_failure(VmEvidenceFailure::Refused(refusal.clone()));
-                    judged = vms.iter().map(|_| vec![v.clone()]).collect();
-                    host_failure = Some(Failure::VmBatch(refusal));
-                }
-            }
-        }
-    }
+        Err(Ok(why)) => Err(why),
+        Ok(batch) => Ok(batch),
+    };
+    let policies: Vec<VmOnHost> = vms.iter().map(|(_, p)| p.clone()).collect();
+    let (judged, host_failure) = judge_reply(&host.id, &reply, keys.ak, verdict_expectations(&keys, &nonce), &policies);
     let at_ms = now().1;
     for ((vm, _), failures) in vms.iter().zip(judged) {
         record(fleet, vm, VmBatchStatus { host: host.id.clone(), checked_at_ms: at_ms, failures });
     }
     Ok(host_failure)
+}
+
+/// What the batch's quote must meet: the nonce sent, the AK's hash, `safe` when required.
+fn verdict_expectations<'a>(keys: &HostKeys<'_>, nonce: &'a str) -> Expected<'a> {
+    Expected { nonce: nonce.as_bytes(), hash: Some(keys.hash), previous_clock: None, require_safe: keys.require_safe }
+}
+
+/// Judges `host`'s reply (a batch, or why the agent gave none) for `vms`, in their order: each VM's
+/// failures (empty: passed), and the host's failure when the batch is refused as a whole.
+pub fn judge_reply(
+    host: &str,
+    reply: &Result<VmBatchResponse, String>,
+    ak: &VerifyingKey,
+    expected: Expected<'_>,
+    vms: &[VmOnHost],
+) -> (Vec<Vec<FailureView>>, Option<Failure>) {
+    let evidence_failure = |failure| view(&Failure::VmEvidence { host: host.to_owned(), failure });
+    let per_vm = |judge: &dyn Fn(&VmId) -> Vec<FailureView>| -> Vec<Vec<FailureView>> {
+        vms.iter()
+            .map(|p| match p {
+                Ok((vm, _)) => judge(vm),
+                Err(why) => vec![policy_failure(host, why)],
+            })
+            .collect()
+    };
+    let batch = match reply {
+        // No QEMU runs with a -uuid: every VM is absent.
+        Err(why) if why.contains("no VM to attest") => {
+            return (per_vm(&|vm| vec![evidence_failure(VmEvidenceFailure::Absent { vm: *vm })]), None);
+        }
+        Err(why) => {
+            let v = FailureView { check: "vm_batch_unavailable".into(), message: format!("host {host}'s VM evidence: {why}") };
+            return (vms.iter().map(|_| vec![v.clone()]).collect(), None);
+        }
+        Ok(batch) => batch,
+    };
+    let decoded: Vec<(&str, Vec<u8>, Vec<u8>)> = batch
+        .vms
+        .iter()
+        .map(|i| (i.vm.as_str(), B64.decode(&i.leaf).unwrap_or_default(), B64.decode(&i.proof).unwrap_or_default()))
+        .collect();
+    let items: Vec<BatchItem<'_>> = decoded.iter().map(|(vm, leaf, proof)| BatchItem { vm, leaf, proof }).collect();
+    let hb = HostBatch { quote: &batch.quote, root: &batch.root, count: batch.count, items: &items };
+    let claims: Vec<(VmId, &VmPolicy)> = vms.iter().filter_map(|p| p.as_ref().ok().map(|(v, p)| (*v, p))).collect();
+    match judge_host_batch(ak, expected, &hb, &claims) {
+        Ok(verdicts) => {
+            let failures: Vec<(VmId, Vec<FailureView>)> =
+                verdicts.into_iter().map(|v| (v.vm, v.failures.into_iter().map(evidence_failure).collect())).collect();
+            let of = |vm: &VmId| failures.iter().find(|(v, _)| v == vm).map(|(_, f)| f.clone()).unwrap_or_default();
+            (per_vm(&of), None)
+        }
+        Err(refusal) => {
+            let v = evidence_failure(VmEvidenceFailure::Refused(refusal.clone()));
+            (per_vm(&|_| vec![v.clone()]), Some(Failure::VmBatch(refusal)))
+        }
+    }
 }
 
 fn policy_failure(host: &str, why: &str) -> FailureView {
@@ -282,9 +296,96 @@ fn record(fleet: &Fleet, vm: &Node, judged: VmBatchStatus) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use cairn_core::pcr::{BankSelection, PcrSelection, PcrValues};
+    use cairn_core::quote::encode_quote_string;
+    use cairn_core::tpm::attest::{AttestInfo, ClockInfo, TPM_GENERATED_VALUE};
+    use cairn_core::tpm::signature::SignatureValue;
+    use cairn_core::tpm::{encode_pcr_blob, Attest, EccCurve, Public, PublicKey, SigScheme, Signature};
+    use cairn_core::vmbatch::bench::synthetic_leaf;
+    use cairn_core::vmbatch::Batch;
+    use cairn_proto::agent::VmBatchItem;
+
+    /// A software P-256 key shaped as an AK; `quote` signs a TPMS_ATTEST over PCR 13 with `extra`.
+    fn soft_ak() -> (EcdsaKeyPair, VerifyingKey) {
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+        let point = key.public_key().as_ref();
+        let pk = PublicKey::Ecc { curve: EccCurve::NistP256, x: point[1..33].to_vec(), y: point[33..65].to_vec() };
+        let public = Public::for_signing_key(&pk, SigScheme::Ecdsa, HashAlg::Sha256).unwrap();
+        (key, VerifyingKey::from_public(&public))
+    }
+
+    fn quote(key: &EcdsaKeyPair, extra: &[u8]) -> String {
+        let selection = PcrSelection::new(vec![BankSelection { alg: HashAlg::Sha256, mask: 1 << 13 }]).unwrap();
+        let values = PcrValues::new(selection.clone(), vec![HashAlg::Sha256.hash(b"hvm")]).unwrap();
+        let attest = Attest {
+            magic: TPM_GENERATED_VALUE,
+            qualified_signer: [&[0u8, 0x0b][..], &[0x42; 32]].concat(),
+            extra_data: extra.to_vec(),
+            clock_info: ClockInfo { clock: 5_000, reset_count: 1, restart_count: 0, safe: true },
+            firmware_version: 1,
+            info: AttestInfo::Quote { selection, pcr_digest: values.composite_digest(HashAlg::Sha256).as_bytes().to_vec() },
+        };
+        let message = attest.to_bytes();
+        let sig = key.sign(&SystemRandom::new(), &message).unwrap();
+        let value = SignatureValue::Ecc { r: sig.as_ref()[..32].to_vec(), s: sig.as_ref()[32..64].to_vec() };
+        let signature = Signature { scheme: SigScheme::Ecdsa, hash: HashAlg::Sha256, value }.to_bytes();
+        encode_quote_string(&message, &signature, &encode_pcr_blob(&values))
+    }
+
+    #[test]
+    fn a_batch_judges_each_vm_and_a_batch_for_another_nonce_fails_them_all_and_the_host() {
+        let (key, ak) = soft_ak();
+        let leaves = [synthetic_leaf(0, false), synthetic_leaf(1, false)];
+        let batch = Batch::new(&leaves).unwrap();
+        let reply = |nonce: &[u8]| VmBatchResponse {
+            quote: quote(&key, &batch.qualifying_data(nonce)),
+            root: batch.root().to_hex(),
+            count: batch.count(),
+            vms: batch
+                .entries()
+                .map(|e| VmBatchItem { vm: e.vm.to_string(), leaf: B64.encode(e.leaf), proof: B64.encode(e.proof.encode()) })
+                .collect(),
+            skipped: vec![],
+        };
+        let mut other_disk = VmPolicy::from_leaf(&leaves[1]);
+        other_disk.disks = Some(vec![HashAlg::Sha256.hash(b"another image")]);
+        let absent = synthetic_leaf(5, false).vm;
+        let vms: Vec<VmOnHost> = vec![
+            Ok((leaves[0].vm, VmPolicy::from_leaf(&leaves[0]))),
+            Ok((leaves[1].vm, other_disk)),
+            Ok((absent, VmPolicy::default())),
+            Err("vm_uuid: not a UUID".into()),
+        ];
+        let expected = |n: &'static str| Expected { nonce: n.as_bytes(), hash: Some(HashAlg::Sha256), previous_clock: None, require_safe: false };
+        let (judged, host) = judge_reply("h1", &Ok(reply(b"sent")), &ak, expected("sent"), &vms);
+        assert!(host.is_none());
+        let checks: Vec<Option<&str>> = judged.iter().map(|f| f.first().map(|f| f.check.as_str())).collect();
+        assert_eq!(checks, [None, Some("vm_disk_not_allowed"), Some("vm_absent_from_batch"), Some("vm_policy")]);
+        assert!(judged[1][0].message.starts_with("host h1's VM evidence: "), "{}", judged[1][0].message);
+        assert!(judged[2][0].message.contains(&format!("VM uuid {absent} is not in the host's VM batch")));
+
+        // The agent answered with a batch quoted for another nonce: every VM and the host fail.
+        let (judged, host) = judge_reply("h1", &Ok(reply(b"an old nonce")), &ak, expected("sent"), &vms);
+        let host = host.unwrap();
+        assert_eq!(host.check(), "vm_batch_quote");
+        assert!(host.to_string().contains("nonce_mismatch"), "{host}");
+        assert!(judged[..3].iter().all(|f| f[0].check == "vm_batch_quote"), "{judged:?}");
+
+        // No QEMU at all: absent; host mode off: unavailable; neither fails the host.
+        let (judged, host) = judge_reply("h1", &Err("HTTP 404: no VM to attest on this host".into()), &ak, expected("sent"), &vms);
+        assert!(host.is_none() && judged[0][0].check == "vm_absent_from_batch");
+        let (judged, host) = judge_reply("h1", &Err("HTTP 404: host mode is off".into()), &ak, expected("sent"), &vms);
+        assert!(host.is_none() && judged[0][0].check == "vm_batch_unavailable");
+    }
 
     fn status(host: &str, at: i64, failures: Vec<FailureView>) -> VmBatchStatus {
         VmBatchStatus { host: host.into(), checked_at_ms: at, failures }
