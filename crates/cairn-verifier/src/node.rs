@@ -132,6 +132,8 @@ impl NodeStatus {
         n.last_received_quote = s.last_received_quote;
         n.last_successful_attestation = s.last_successful_attestation;
         n.due_now = true;
+        // Host-side VM evidence is fresh evidence only: after a restart a VM waits for its host's next batch.
+        n.vm_batch = None;
         n
     }
 }

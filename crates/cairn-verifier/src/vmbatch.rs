@@ -23,6 +23,9 @@
 //!   VMs (`vm_batch_unavailable`) but not the host: that is a configuration, not a forgery. A batch
 //!   request that gets no answer makes the host `unreachable`, as its quote would (its VMs follow as
 //!   `host_untrusted`).
+//! - Evidence must be fresh: a judgement older than [`max_age`] fails the VM (`vm_evidence_stale`),
+//!   and judgements are not carried across a verifier restart — a VM then stays `pending`
+//!   (`vm_evidence_pending`) until its host's next batch, without a revocation.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
