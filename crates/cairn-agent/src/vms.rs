@@ -9,6 +9,19 @@
 //! process, told by pid and start time) — what the VM started from, not re-hashed every round while
 //! the guest writes its disk. A QEMU process without `-uuid` cannot be named to a verifier and is
 //! reported as skipped.
+//!
+//! A VM with a Cairn vTPM (`-tpmdev emulator,chardev=C` whose `-chardev socket,id=C,path=P` names
+//! `DIR/VM/swtpm.sock`, next to the inventory entry `DIR/VM/vtpm.json` that `cairn vtpm create`
+//! writes) also gets:
+//! - `vtpm_ek`: the inventory's `ek_public_sha256`, SHA-256 of the vTPM EK's TPM2B_PUBLIC (the EK
+//!   itself, not its certificate: a certificate re-issued for the same key leaves it unchanged).
+//!   This is what a VM policy pins (`vtpm_ek`).
+//! - `vtpm_state`: SHA-256 over the vTPM's state files as read when the leaf is built (each regular
+//!   file of the inventory's `state_dir`, in name order, as name ‖ 00 ‖ u64 length ‖ bytes). It changes
+//!   whenever the guest writes the vTPM's NV or swtpm saves its state, so it is evidence of *which*
+//!   state was running, not something a policy can pin.
+//!
+//! A socket that is not a Cairn vTPM's (no inventory beside it) leaves both absent.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -34,6 +47,8 @@ pub struct QemuLaunch {
     pub kernel: Option<PathBuf>,
     /// `-initrd`.
     pub initrd: Option<PathBuf>,
+    /// The socket of the `-tpmdev emulator`'s `-chardev socket`.
+    pub vtpm_socket: Option<PathBuf>,
 }
 
 /// Reads the options that name a VM's files from its NUL-separated command line.
@@ -41,6 +56,8 @@ pub fn parse_cmdline(raw: &[u8]) -> QemuLaunch {
     let args: Vec<&[u8]> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
     let mut out = QemuLaunch::default();
     let path = |b: &[u8]| PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b));
+    let mut sockets: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut tpm_chardev = None;
     let mut i = 0;
     while i < args.len() {
         let opt = args.get(i).copied().unwrap_or_default();
@@ -53,6 +70,12 @@ pub fn parse_cmdline(raw: &[u8]) -> QemuLaunch {
             (b"hda" | b"hdb" | b"hdc" | b"hdd", Some(v)) => out.disks.push(path(v)),
             (b"drive", Some(v)) => out.disks.extend(option_value(v, b"file").map(|f| path(&f))),
             (b"blockdev", Some(v)) => out.disks.extend(option_value(v, b"filename").map(|f| path(&f))),
+            (b"chardev", Some(v)) if v.starts_with(b"socket,") => {
+                if let (Some(id), Some(p)) = (option_value(v, b"id"), option_value(v, b"path")) {
+                    sockets.insert(id, p);
+                }
+            }
+            (b"tpmdev", Some(v)) if v.starts_with(b"emulator,") => tpm_chardev = option_value(v, b"chardev"),
             _ => {
                 i += 1;
                 continue;
@@ -60,7 +83,61 @@ pub fn parse_cmdline(raw: &[u8]) -> QemuLaunch {
         }
         i += 2;
     }
+    out.vtpm_socket = tpm_chardev.and_then(|c| sockets.get(&c)).map(|p| path(p));
     out
+}
+
+/// The part of a Cairn vTPM's inventory entry (`DIR/VM/vtpm.json`) a leaf uses.
+#[derive(Debug, serde::Deserialize)]
+struct VtpmEntry {
+    state_dir: PathBuf,
+    ek_public_sha256: String,
+}
+
+/// Most bytes of vTPM state hashed for one leaf (swtpm's state is a few tens of KiB).
+const MAX_VTPM_STATE: u64 = 64 << 20;
+
+/// The vTPM digests of a VM whose vTPM socket is `socket` (already resolved): `(state, ek)`, both
+/// absent unless it is a Cairn vTPM's.
+fn vtpm_digests(socket: &Path) -> Result<(Option<Digest>, Option<Digest>), String> {
+    if socket.file_name().is_none_or(|n| n != "swtpm.sock") {
+        return Ok((None, None));
+    }
+    let Some(entry_path) = socket.parent().map(|d| d.join("vtpm.json")) else { return Ok((None, None)) };
+    let Ok(text) = std::fs::read(&entry_path) else { return Ok((None, None)) };
+    let entry: VtpmEntry = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", entry_path.display()))?;
+    let ek = hex::decode(entry.ek_public_sha256.trim())
+        .ok()
+        .and_then(|b| Digest::from_bytes(HashAlg::Sha256, &b).ok())
+        .ok_or_else(|| format!("{}: ek_public_sha256 is not a SHA-256 digest", entry_path.display()))?;
+    Ok((Some(state_digest(&entry.state_dir)?), Some(ek)))
+}
+
+/// SHA-256 over the regular files of `dir`, in name order: name ‖ 00 ‖ u64 length ‖ bytes each.
+fn state_digest(dir: &Path) -> Result<Digest, String> {
+    let err = |e: std::io::Error| format!("vTPM state {}: {e}", dir.display());
+    let mut files: Vec<(Vec<u8>, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(err)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| (std::os::unix::ffi::OsStrExt::as_bytes(e.file_name().as_os_str()).to_vec(), e.path()))
+        .collect();
+    files.sort();
+    let mut h = Hasher::new(HashAlg::Sha256);
+    let mut total = 0u64;
+    for (name, path) in files {
+        let bytes = std::fs::read(&path).map_err(err)?;
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        total = total.saturating_add(len);
+        if total > MAX_VTPM_STATE {
+            return Err(format!("vTPM state {}: more than {MAX_VTPM_STATE} bytes", dir.display()));
+        }
+        h.update(&name);
+        h.update(&[0]);
+        h.update(&len.to_be_bytes());
+        h.update(&bytes);
+    }
+    Ok(h.finish())
 }
 
 /// `key=value` from a QEMU option string (`,,` is a literal comma).
@@ -171,6 +248,11 @@ impl VmEvidence {
         }
         let kernel = launch.kernel.as_ref().map(|k| self.launch_digest(pid, start, &dir, k)).transpose()?;
         let initrd = launch.initrd.as_ref().map(|k| self.launch_digest(pid, start, &dir, k)).transpose()?;
+        let (vtpm_state, vtpm_ek) = match &launch.vtpm_socket {
+            Some(sock) if sock.is_absolute() => vtpm_digests(sock)?,
+            Some(sock) => vtpm_digests(&dir.join("cwd").join(sock))?,
+            None => (None, None),
+        };
         Ok(VmLeaf {
             vm,
             qemu,
@@ -178,8 +260,8 @@ impl VmEvidence {
             disks,
             kernel,
             initrd,
-            vtpm_state: None,
-            vtpm_ek: None,
+            vtpm_state,
+            vtpm_ek,
             memory: Vec::new(),
         })
     }
@@ -268,6 +350,42 @@ mod tests {
         std::fs::write(dir.path().join("stat"), format!("42 (qemu (x) y) {}", fields.join(" "))).unwrap();
         assert_eq!(start_time(dir.path()), Some(22));
         assert!(start_time(&std::path::PathBuf::from("/proc/self")).is_some());
+    }
+
+    #[test]
+    fn a_cairn_vtpm_gives_its_ek_and_state_digests() {
+        let l = parse_cmdline(&cmd(&[
+            "q",
+            "-chardev",
+            "socket,id=other,path=/run/x.sock",
+            "-chardev",
+            "socket,id=chrtpm,path=/var/lib/cairn/vtpm/vm1/swtpm.sock",
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-crb,tpmdev=tpm0",
+        ]));
+        assert_eq!(l.vtpm_socket, Some(PathBuf::from("/var/lib/cairn/vtpm/vm1/swtpm.sock")));
+        assert_eq!(parse_cmdline(&cmd(&["q", "-chardev", "socket,id=c,path=/s"])).vtpm_socket, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("vm1");
+        std::fs::create_dir_all(vm.join("state")).unwrap();
+        std::fs::write(vm.join("state/tpm2-00.permall"), b"nv").unwrap();
+        let sock = vm.join("swtpm.sock");
+        assert_eq!(vtpm_digests(&sock).unwrap(), (None, None), "no inventory: not a Cairn vTPM");
+        let ek = HashAlg::Sha256.hash(b"ek public");
+        let entry = serde_json::json!({"vm": "vm1", "state_dir": vm.join("state"), "ek_public_sha256": ek.to_hex()});
+        std::fs::write(vm.join("vtpm.json"), entry.to_string()).unwrap();
+        let (state, got) = vtpm_digests(&sock).unwrap();
+        assert_eq!(got, Some(ek));
+        let mut m = b"tpm2-00.permall\0".to_vec();
+        m.extend_from_slice(&2u64.to_be_bytes());
+        m.extend_from_slice(b"nv");
+        assert_eq!(state, Some(HashAlg::Sha256.hash(&m)));
+        std::fs::write(vm.join("state/tpm2-00.permall"), b"nv written").unwrap();
+        assert_ne!(vtpm_digests(&sock).unwrap().0, state, "the guest writing NV changes the state digest");
+        assert_eq!(vtpm_digests(&sock).unwrap().1, Some(ek), "but not the EK");
     }
 
     #[test]

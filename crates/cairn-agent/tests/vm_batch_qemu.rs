@@ -6,7 +6,8 @@
 //! with `sha256sum`, of the QEMU command line, of the QEMU binary). Disk images are hashed once per
 //! launch: a disk rewritten under a running VM leaves its leaf as launched, and the VM started again
 //! on another image gets a leaf that fails its policy, naming the new digest; code patched into one QEMU's memory
-//! turns its leaf's QEMU verdict to `modified`.
+//! turns its leaf's QEMU verdict to `modified`. A QEMU whose `-tpmdev emulator` talks to a real swtpm laid out
+//! as a Cairn vTPM (inventory beside its socket) gets the inventory's EK digest and its state files' digest.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -28,6 +29,9 @@ use cairn_core::HashAlg;
 use common::{client, get, Node};
 
 const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+
+/// The tests run one at a time: each agent sees every QEMU process on the machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Killed(Child);
 
@@ -116,6 +120,7 @@ async fn batch(http: &reqwest::Client, base: &str, ak: &VerifyingKey, nonce: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_quote_proves_every_vm_and_each_leaf_follows_its_vm() {
+    let _serial = SERIAL.lock().await;
     if !Path::new(QEMU).exists() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and {QEMU} is missing (Debian: qemu-system-x86)");
         eprintln!("skipped: {QEMU} is missing (Debian: qemu-system-x86)");
@@ -178,4 +183,103 @@ async fn one_quote_proves_every_vm_and_each_leaf_follows_its_vm() {
     assert!(matches!(leaf(u2, &leaves).qemu, QemuCode::Unmodified(_)));
     agent.stop().await;
     drop(vm2);
+}
+
+/// SHA-256 over a vTPM state directory's files as docs/vm-evidence.md defines it.
+fn state_digest(dir: &Path) -> cairn_core::Digest {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    files.sort();
+    let mut m = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        m.extend_from_slice(f.file_name().unwrap().as_encoded_bytes());
+        m.push(0);
+        m.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        m.extend_from_slice(&bytes);
+    }
+    HashAlg::Sha256.hash(&m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_on_a_cairn_vtpm_carries_its_ek_and_state_digests() {
+    let _serial = SERIAL.lock().await;
+    if !Path::new(QEMU).exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and {QEMU} is missing (Debian: qemu-system-x86)");
+        eprintln!("skipped: {QEMU} is missing (Debian: qemu-system-x86)");
+        return;
+    }
+    let node = Node::new();
+    // A vTPM laid out as `cairn vtpm` lays it out: DIR/VM/{vtpm.json,state/,swtpm.sock}, a real swtpm on the socket.
+    let vm_dir = node.path("vtpm/vm1");
+    let state = vm_dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let sock = vm_dir.join("swtpm.sock");
+    let swtpm = Killed(
+        Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", state.display()))
+            .arg("--ctrl")
+            .arg(format!("type=unixio,path={}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "swtpm did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ek = HashAlg::Sha256.hash(b"the vTPM EK's TPM2B_PUBLIC");
+    let entry = serde_json::json!({"vm": "vm1", "state_dir": state, "socket": sock, "ek_public_sha256": ek.to_hex()});
+    std::fs::write(vm_dir.join("vtpm.json"), entry.to_string()).unwrap();
+    let uuid = "2b1c2d3e-4f50-6172-8394-a5b6c7d8e9f2";
+    let disk = node.path("vm.qcow2");
+    let st = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&disk).arg("16M").status().unwrap();
+    assert!(st.success());
+    let vm = Killed(
+        Command::new(QEMU)
+            .args(["-machine", "pc,accel=tcg", "-m", "32", "-S", "-nodefaults", "-display", "none", "-uuid", uuid])
+            .args(["-drive", &format!("file={},format=qcow2,if=ide", disk.display())])
+            .args(["-chardev", &format!("socket,id=chrtpm,path={}", sock.display())])
+            .args(["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = vm.0.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default().contains("qemu-system-x86_64") {
+        assert!(Instant::now() < deadline, "qemu did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // QEMU's vTPM init settles the state files
+    let config = RawConfig {
+        tcti: Some(node.swtpm.tcti()),
+        state_dir: Some(node.path("state")),
+        listen: Some("127.0.0.1:0".into()),
+        register: Some(false),
+        hvm: Some(true),
+        hvm_interval_ms: Some(60_000),
+        ..RawConfig::default()
+    }
+    .validate()
+    .unwrap();
+    let agent = Agent::start(config).await.unwrap();
+    let http = client(&agent.mtls_cert);
+    let base = format!("https://{}", agent.addr);
+    let ak = VerifyingKey::from_public(&Public::parse_tpm2b(&agent.identity.ak.public).unwrap());
+    let leaves = batch(&http, &base, &ak, "vtpmnonce").await;
+    let leaf = leaves.iter().find(|l| l.vm.to_string() == uuid).unwrap();
+    assert_eq!(leaf.vtpm_ek, Some(ek), "the inventory's EK digest");
+    assert_eq!(leaf.vtpm_state, Some(state_digest(&state)), "the state files as read");
+    let pinned = VmPolicy::from_json(&format!(r#"{{"vtpm_ek": "sha256:{}"}}"#, ek.to_hex())).unwrap();
+    judge_leaf(&pinned, leaf).unwrap();
+    let other = VmPolicy::from_json(&format!(r#"{{"vtpm_ek": "sha256:{}"}}"#, HashAlg::Sha256.hash(b"x").to_hex())).unwrap();
+    assert_eq!(judge_leaf(&other, leaf).unwrap_err().check(), "vm_vtpm_ek_mismatch");
+    agent.stop().await;
+    drop(vm);
+    drop(swtpm);
 }

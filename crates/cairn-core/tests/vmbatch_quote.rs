@@ -131,3 +131,40 @@ fn vmbatch_a_quote_binds_one_root_under_one_nonce() {
     let e = verify_batch_quote(&key, parts(&forged), Expected::nonce(nonce), &batch.root()).unwrap_err();
     assert_eq!(e.check(), "bad_signature");
 }
+
+#[test]
+fn vmbatch_a_host_batch_is_judged_per_vm_and_refused_whole_for_another_nonce() {
+    use cairn_core::quote::encode_quote_string;
+    use cairn_core::vmbatch::{judge_host_batch, BatchItem, HostBatch};
+    let ak = SoftAk::new();
+    let key = VerifyingKey::from_public(&ak.public);
+    let leaves = [synthetic_leaf(0, false), synthetic_leaf(1, false)];
+    let batch = Batch::new(&leaves).unwrap();
+    let nonce = b"host round nonce";
+    let q = ak.quote(&batch.qualifying_data(nonce));
+    let quote = encode_quote_string(&q.message, &q.signature, &q.pcrs);
+    let entries: Vec<_> = batch.entries().map(|e| (e.vm.to_string(), e.leaf.to_vec(), e.proof.encode())).collect();
+    let items: Vec<BatchItem<'_>> = entries.iter().map(|(vm, leaf, proof)| BatchItem { vm, leaf, proof }).collect();
+    let root = batch.root().to_hex();
+    let host = HostBatch { quote: &quote, root: &root, count: batch.count(), items: &items };
+    let ok = VmPolicy::from_leaf(&leaves[0]);
+    let mut other_disk = VmPolicy::from_leaf(&leaves[1]);
+    other_disk.disks = Some(vec![HashAlg::Sha256.hash(b"another image")]);
+    let absent = synthetic_leaf(9, false).vm;
+    let vms = [(leaves[0].vm, &ok), (leaves[1].vm, &other_disk), (absent, &ok)];
+    let verdicts = judge_host_batch(&key, Expected::nonce(nonce), &host, &vms).unwrap();
+    let checks: Vec<Vec<&str>> = verdicts.iter().map(|v| v.failures.iter().map(|f| f.check()).collect()).collect();
+    assert_eq!(checks, [vec![], vec!["vm_disk_not_allowed"; leaves[1].disks.len()], vec!["vm_absent_from_batch"]]);
+    assert!(verdicts[2].failures[0].to_string().contains("is not in the host's VM batch"));
+
+    // The same batch presented for another nonce (a replay) is refused whole, naming the quote check.
+    let e = judge_host_batch(&key, Expected::nonce(b"a later nonce"), &host, &vms).unwrap_err();
+    assert_eq!(e.check(), "vm_batch_quote");
+    assert!(e.to_string().contains("nonce_mismatch"), "{e}");
+    // Another root next to the quote is refused too, as is a damaged quote string.
+    let other = Batch::new(&[synthetic_leaf(3, false)]).unwrap().root().to_hex();
+    let e = judge_host_batch(&key, Expected::nonce(nonce), &HostBatch { root: &other, ..host }, &vms).unwrap_err();
+    assert_eq!(e.check(), "vm_batch_quote");
+    let e = judge_host_batch(&key, Expected::nonce(nonce), &HostBatch { quote: "rnot:a:quote", ..host }, &vms).unwrap_err();
+    assert_eq!(e.check(), "vm_batch_quote_string");
+}

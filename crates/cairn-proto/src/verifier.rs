@@ -78,6 +78,15 @@ pub struct AddAgentRequest {
     /// trusted only while its host is attested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_agent_id: Option<String>,
+    /// Cairn, with `host_agent_id`: the VM's policy for its host-side evidence (a JSON string, the
+    /// `cairn_core::vmbatch::VmPolicy` format); the host's VM batch is then fetched and judged every
+    /// host round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_policy: Option<String>,
+    /// Cairn, with `vm_policy`: the VM's id in its host's batch (QEMU's `-uuid`); default: the node's
+    /// agent id, when that is a UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_uuid: Option<String>,
 }
 
 fn port_from_any<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
@@ -167,6 +176,12 @@ pub struct AgentView {
     /// Cairn: for a VM, the host node it runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_agent_id: Option<String>,
+    /// Cairn: for a VM with a VM policy, its id in the host's VM batch (QEMU's `-uuid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_uuid: Option<String>,
+    /// Cairn: for a VM with a VM policy, the last judgement of its host-side evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_batch: Option<VmBatchView>,
     /// Cairn: the integrity level of the last judged round (`boot_untrusted` … `ima_all_ok`); absent
     /// when the verifier has no reference database or has not judged the node yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +189,19 @@ pub struct AgentView {
     /// Cairn: why the node is below `ima_all_ok`, worst first (at most 20).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub integrity_level_reasons: Vec<serde_json::Value>,
+}
+
+/// The last judgement of a VM's host-side evidence (its leaf in the host's VM batch).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmBatchView {
+    /// The host node whose batch judged it.
+    pub host: String,
+    /// Unix seconds of that judgement.
+    pub checked_at: i64,
+    /// `pass` or `fail`.
+    pub outcome: String,
+    /// Why it failed (empty on a pass).
+    pub failures: Vec<FailureView>,
 }
 
 /// One host that qualifies for a placement query.

@@ -251,6 +251,7 @@ impl Fleet {
             st.generation += 1;
             st.failures.clear();
             st.quote_failed = false;
+            st.vm_evidence_failed = false;
             st.misses = 0;
             st.due_now = due_now;
             if due_now {
@@ -399,6 +400,8 @@ impl Fleet {
             hvm_pcr: spec.hvm_pcr,
             host_name: spec.host_name.clone(),
             host_agent_id: spec.host_agent_id.clone(),
+            vm_uuid: spec.vm_uuid.clone(),
+            vm_batch: st.vm_batch.as_ref().map(crate::vmbatch::VmBatchStatus::view),
             integrity_level: st.level.map(|l| l.name().to_owned()),
             integrity_level_reasons: st.level_reasons.clone(),
         })

@@ -165,6 +165,8 @@ pub fn boot_verdict(failures: &[Failure]) -> BootVerdict {
                 | Failure::ImaEntry(_)
                 | Failure::ImaPcrMismatch { .. }
                 | Failure::Hvm(_)
+                | Failure::VmBatch(_)
+                | Failure::VmEvidence { .. }
         )
     });
     match boot {

@@ -12,7 +12,9 @@
 //! ([`policies`]), status writes batched into one transaction ([`writer`]), and tenant operations
 //! written through to the store before they are answered ([`fleet`]). The tenant API is Keylime's
 //! verifier API 2.x over mutual TLS, plus Cairn's read API ([`api`]). Hosts added in host mode
-//! also have their hypervisor measurement list fetched and judged every round ([`hvm`]). With a
+//! also have their hypervisor measurement list fetched and judged every round ([`hvm`]); a host with VM
+//! nodes that carry a VM policy also has its VM batch fetched once per round and judged for each
+//! of them ([`vmbatch`]). With a
 //! reference database, every round also gives each node an integrity level ([`levels`]); level
 //! changes are signed events ([`level_events`]) and `GET /cairn/v1/placement` answers which hosts
 //! qualify for a level now.
@@ -33,6 +35,7 @@ pub mod rounds;
 pub mod serve;
 pub mod spec;
 pub mod state;
+pub mod vmbatch;
 pub mod watch;
 pub mod writer;
 

@@ -32,6 +32,7 @@ use crate::revoke::RevocationRequest;
 use crate::rounds::RoundEnd;
 use crate::spec::NodeSpec;
 use crate::state::NodeState;
+use crate::vmbatch::{Evidence, HostKeys, VmBatchStatus};
 
 /// What the API reads and the tenant changes.
 #[derive(Debug)]
@@ -97,6 +98,12 @@ pub struct NodeStatus {
     /// Why the node is below `ima_all_ok`, worst first (at most [`crate::levels::MAX_REASONS`]).
     #[serde(default)]
     pub level_reasons: Vec<serde_json::Value>,
+    /// For a VM with a VM policy: the last judgement of its leaf in its host's VM batch.
+    #[serde(default)]
+    pub vm_batch: Option<VmBatchStatus>,
+    /// The node is failed because of its host-side VM evidence alone (a passing batch revives it).
+    #[serde(default)]
+    pub vm_evidence_failed: bool,
 }
 
 impl NodeStatus {
@@ -125,6 +132,8 @@ impl NodeStatus {
         n.last_received_quote = s.last_received_quote;
         n.last_successful_attestation = s.last_successful_attestation;
         n.due_now = true;
+        // Host-side VM evidence is fresh evidence only: after a restart a VM waits for its host's next batch.
+        n.vm_batch = None;
         n
     }
 }
@@ -317,7 +326,16 @@ pub async fn run(fleet: Arc<Fleet>, node: Arc<Node>) {
             agent_state = Some(restored_state(p.policy.hash, &kept));
         }
         let round_started = std::time::Instant::now();
-        let outcome = attest(p, &mut agent_state, &mut hvm_state, &mut levels).await;
+        let mut outcome = attest(p, &mut agent_state, &mut hvm_state, &mut levels).await;
+        if matches!(outcome, Outcome::Pass { .. }) {
+            // A host's VM evidence, once for all its VMs with a VM policy (none: no request).
+            let keys = HostKeys { http: &p.http, root: &p.root, ak: &p.policy.ak, hash: p.policy.hash, require_safe: p.policy.require_safe_clock };
+            match crate::vmbatch::host_step(&fleet, &node, keys).await {
+                Ok(None) => {}
+                Ok(Some(f)) => outcome = Outcome::Fail(vec![f]),
+                Err(Unreachable(why)) => outcome = Outcome::Unreachable(why),
+            }
+        }
         let level = match (&fleet.refdb, &outcome) {
             (Some(cache), Outcome::Pass { .. }) => levels.level(cache, BootVerdict::Trusted).await,
             (Some(cache), Outcome::Fail(f)) => levels.level(cache, boot_verdict(f)).await,
@@ -475,6 +493,7 @@ fn apply(
     let (now_s, _) = now();
     // Read before this node's lock is taken: locks are only ever nested VM → host.
     let host_block = matches!(outcome, Outcome::Pass { .. }).then(|| host_block(fleet, node)).flatten();
+    let vm_host = node.spec.read().ok().filter(|s| s.vm_policy.is_some()).and_then(|s| s.host_agent_id.clone());
     let Ok(mut st) = node.status.lock() else { return interval };
     if st.generation != generation {
         return Duration::ZERO; // stopped, reactivated or changed meanwhile: this round does not count
@@ -482,6 +501,9 @@ fn apply(
     let before = st.state();
     let mut events = Vec::new();
     let mut revoke = None;
+    if !matches!(outcome, Outcome::Pass { .. }) {
+        st.vm_evidence_failed = false;
+    }
     let delay = match outcome {
         Outcome::Pass { nk_learned } => {
             st.quote_failed = false;
@@ -504,15 +526,37 @@ fn apply(
                         revoke = Some(RevocationRequest::new(node, event_id, &st.failures, false));
                     }
                 }
-                None => {
-                    st.state = Some(NodeState::Attested);
-                    st.failures.clear();
-                    st.attestation_count += 1;
-                    st.last_successful_attestation = Some(now_s);
-                    if before != NodeState::Attested {
-                        events.push(event(&node.id, "pass", serde_json::json!({"from": before.name()})));
+                None => match vm_host.as_deref().map(|h| crate::vmbatch::evidence(h, st.vm_batch.as_ref(), now().1, crate::vmbatch::max_age(fleet))) {
+                    // A VM's own evidence passed, its host is attested, but the host's VM batch has not judged it yet.
+                    Some(Evidence::Waiting(why)) => {
+                        st.state = Some(NodeState::Pending);
+                        st.vm_evidence_failed = false;
+                        st.failures = vec![FailureView { check: "vm_evidence_pending".into(), message: why }];
                     }
-                }
+                    // Its leaf in the host's batch failed (or is too old): failed, revived by a passing batch.
+                    Some(Evidence::Fail(views)) => {
+                        st.state = Some(NodeState::Failed);
+                        st.vm_evidence_failed = true;
+                        if before != NodeState::Failed {
+                            tracing::warn!(agent = %node.id, failures = %summary(&views), "VM failed on its host-side evidence");
+                            events.push(event(&node.id, "vm_evidence_fail", serde_json::json!({"failures": views})));
+                            let event_id = format!("{}-{}", node.id, now().1);
+                            st.last_event_id = Some(event_id.clone());
+                            revoke = Some(RevocationRequest::new(node, event_id, &views, false));
+                        }
+                        st.failures = views;
+                    }
+                    Some(Evidence::Pass) | None => {
+                        st.vm_evidence_failed = false;
+                        st.state = Some(NodeState::Attested);
+                        st.failures.clear();
+                        st.attestation_count += 1;
+                        st.last_successful_attestation = Some(now_s);
+                        if before != NodeState::Attested {
+                            events.push(event(&node.id, "pass", serde_json::json!({"from": before.name()})));
+                        }
+                    }
+                },
             }
             if let Some(nk) = nk_learned {
                 fleet.learn_nk(node, nk);

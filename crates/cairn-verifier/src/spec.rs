@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use cairn_core::policy::pcr::PcrPolicy;
 use cairn_core::tpm::Public;
+use cairn_core::vmbatch::{VmId, VmPolicy};
 use cairn_core::HashAlg;
 use cairn_proto::verifier::AddAgentRequest;
 use cairn_store::PolicyKind;
@@ -65,6 +66,13 @@ pub struct NodeSpec {
     /// For a VM: the host node it runs on; the VM is trusted only while that node is attested.
     #[serde(default)]
     pub host_agent_id: Option<String>,
+    /// For a VM: its policy for host-side evidence (`cairn_core::vmbatch::VmPolicy` JSON), judged
+    /// against its leaf in each of its host's VM batches ([`crate::vmbatch`]).
+    #[serde(default)]
+    pub vm_policy: Option<String>,
+    /// For a VM with a `vm_policy`: its id in the host's batch (QEMU's `-uuid`), lower-case.
+    #[serde(default)]
+    pub vm_uuid: Option<String>,
 }
 
 /// A policy given inline in an add request, to store under `name`.
@@ -105,7 +113,34 @@ fn check_host_name(name: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
+/// Checks a VM policy and its VM id: a VM policy needs a host, parses as `VmPolicy`, and names the
+/// VM the id names (when it names one). Returns the policy text and the VM id, lower-case.
+fn check_vm_policy(agent_id: &str, host: Option<&str>, text: &str, uuid: Option<&str>) -> Result<(String, String), VerifierError> {
+    if host.is_none() {
+        return Err(bad("vm_policy needs host_agent_id: it judges the VM's leaf in its host's VM batch"));
+    }
+    let policy = VmPolicy::from_json(text).map_err(|e| bad(format!("vm_policy: {e}")))?;
+    let id: VmId = match uuid.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(u) => u.parse().map_err(|e| bad(format!("vm_uuid: {e}")))?,
+        None => agent_id.parse().map_err(|_| {
+            bad(format!("vm_uuid is required: agent id {agent_id:?} is not a UUID, so it cannot name the VM's QEMU -uuid"))
+        })?,
+    };
+    if let Some(named) = policy.vm.filter(|v| *v != id) {
+        return Err(bad(format!("vm_policy is for vm {named}, but the VM's id (vm_uuid) is {id}")));
+    }
+    Ok((text.to_owned(), id.to_string()))
+}
+
 impl NodeSpec {
+    /// The VM policy and VM id, when the node has a VM policy.
+    pub fn vm_policy(&self) -> Result<Option<(VmId, VmPolicy)>, VerifierError> {
+        let (Some(text), Some(uuid)) = (&self.vm_policy, &self.vm_uuid) else { return Ok(None) };
+        let policy = VmPolicy::from_json(text).map_err(|e| bad(format!("vm_policy: {e}")))?;
+        let id = uuid.parse().map_err(|e| bad(format!("vm_uuid: {e}")))?;
+        Ok(Some((id, policy)))
+    }
+
     /// Checks an add request for `agent_id`; `default_version` is used when the request names none.
     pub fn from_request(agent_id: &str, r: &AddAgentRequest, default_version: &str) -> Result<CheckedAdd, VerifierError> {
         if r.cloudagent_ip.trim().is_empty() {
@@ -146,6 +181,8 @@ impl NodeSpec {
             hvm_pcr: None,
             host_name: None,
             host_agent_id: None,
+            vm_policy: None,
+            vm_uuid: None,
         };
         if let Some(host) = r.host_agent_id.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
             if host == agent_id {
@@ -155,6 +192,13 @@ impl NodeSpec {
                 return Err(bad(format!("host_agent_id {host:?} is not an agent id")));
             }
             spec.host_agent_id = Some(host.to_owned());
+        }
+        if let Some(text) = r.vm_policy.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let (policy, uuid) = check_vm_policy(agent_id, spec.host_agent_id.as_deref(), text, r.vm_uuid.as_deref())?;
+            spec.vm_policy = Some(policy);
+            spec.vm_uuid = Some(uuid);
+        } else if r.vm_uuid.as_deref().is_some_and(|u| !u.trim().is_empty()) {
+            return Err(bad("vm_uuid is only used with vm_policy"));
         }
         if let Some(name) = r.host_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             spec.host_name = Some(check_host_name(name).map_err(bad)?);
@@ -303,6 +347,21 @@ mod tests {
         assert_eq!(c.spec.mask().unwrap(), 1 << 10 | 1 << 13);
     }
 
+    const VM: &str = "6F1C2A3E-0B4D-4E5F-8A9B-0C1D2E3F4A5B";
+
+    #[test]
+    fn a_vm_policy_names_the_vm_by_its_uuid_or_agent_id() {
+        let r = AddAgentRequest { host_agent_id: Some("h".into()), vm_policy: Some("{\"disks\": []}".into()), ..request() };
+        let c = NodeSpec::from_request(VM, &r, "2.5").unwrap();
+        assert_eq!(c.spec.vm_uuid.as_deref(), Some(VM.to_ascii_lowercase().as_str()));
+        let (id, policy) = c.spec.vm_policy().unwrap().unwrap();
+        assert_eq!((id.to_string(), policy.disks), (VM.to_ascii_lowercase(), Some(vec![])));
+        let r = AddAgentRequest { vm_uuid: Some(VM.into()), ..r };
+        assert_eq!(NodeSpec::from_request("vm-1", &r, "2.5").unwrap().spec.vm_uuid.unwrap(), VM.to_ascii_lowercase());
+        let other = format!("{{\"vm\": \"{}\"}}", "00000000-0000-4000-8000-000000000001");
+        assert!(refused(&AddAgentRequest { vm_policy: Some(other), ..r }).contains("vm_policy is for vm"));
+    }
+
     #[test]
     fn each_bad_field_is_named() {
         type Change = Box<dyn Fn(&mut AddAgentRequest)>;
@@ -325,6 +384,11 @@ mod tests {
             (Box::new(|r| r.hvm_pcr = Some(24)), "hvm_pcr"),
             (Box::new(|r| r.host_agent_id = Some("n1".into())), "its own host"),
             (Box::new(|r| r.host_agent_id = Some("a/../b c".into())), "host_agent_id"),
+            (Box::new(|r| r.vm_policy = Some("{}".into())), "vm_policy needs host_agent_id"),
+            (Box::new(|r| { r.host_agent_id = Some("h".into()); r.vm_policy = Some("{\"disk\": []}".into()) }), "vm_policy:"),
+            (Box::new(|r| { r.host_agent_id = Some("h".into()); r.vm_policy = Some("{}".into()) }), "vm_uuid is required"),
+            (Box::new(|r| { r.host_agent_id = Some("h".into()); r.vm_policy = Some("{}".into()); r.vm_uuid = Some("x".into()) }), "vm_uuid:"),
+            (Box::new(|r| r.vm_uuid = Some(VM.into())), "vm_uuid is only used with vm_policy"),
         ];
         for (change, expected) in cases {
             let mut r = request();

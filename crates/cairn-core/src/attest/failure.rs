@@ -12,6 +12,7 @@ use crate::policy::measured_boot::MbFailure;
 use crate::policy::pcr::PcrFailure;
 use crate::policy::runtime::EntryFailure;
 use crate::quote::QuoteFailure;
+use crate::vmbatch::{BatchRefusal, VmEvidenceFailure};
 
 /// One reason a round failed.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -95,6 +96,18 @@ pub enum Failure {
     /// The hypervisor measurement list fails ([`crate::hvm::judge`]).
     #[error("{0}")]
     Hvm(HvmFailure),
+    /// A host's VM batch is refused as a whole (its quote or root): the host agent vouched for
+    /// evidence it cannot back ([`crate::vmbatch::judge_host_batch`]).
+    #[error("{0}")]
+    VmBatch(BatchRefusal),
+    /// A VM's host-side evidence fails (absent, not included, or its leaf fails its policy).
+    #[error("host {host}'s VM evidence: {failure}")]
+    VmEvidence {
+        /// The host node.
+        host: String,
+        /// Why.
+        failure: VmEvidenceFailure,
+    },
 }
 
 impl Failure {
@@ -118,6 +131,8 @@ impl Failure {
             Failure::MeasuredBoot(_) => "measured_boot",
             Failure::PcrPolicy(_) => "pcr_policy",
             Failure::Hvm(h) => h.check(),
+            Failure::VmBatch(r) => r.check(),
+            Failure::VmEvidence { failure, .. } => failure.check(),
         }
     }
 }

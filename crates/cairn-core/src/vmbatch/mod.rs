@@ -17,6 +17,9 @@
 //!    the VM's; the result is one [`VmLeafOutcome`] per VM;
 //! 3. [`judge_leaf`]s each proved leaf against that VM's [`VmPolicy`].
 //!
+//! [`judge_host_batch`] does the three steps from the bytes an agent sends, for the VMs a verifier
+//! attests on the host ([`host`]).
+//!
 //! Byte layouts, the tree, the policy JSON: `docs/vm-evidence.md`.
 //!
 //! ```
@@ -47,12 +50,14 @@
 pub mod batch;
 pub mod bench;
 pub mod check;
+pub mod host;
 pub mod judge;
 pub mod leaf;
 pub mod merkle;
 
 pub use batch::{Batch, BatchEntry};
 pub use check::{check_batch, BatchCheck, BatchFailure, InclusionFailure, VmClaim, VmLeafOutcome};
+pub use host::{judge_host_batch, BatchItem, BatchRefusal, HostBatch, VmEvidenceFailure, VmVerdict};
 pub use judge::{judge_leaf, leaf_failures, VmFailure, VmField, VmPolicy};
 pub use leaf::{MemoryRange, QemuCode, VmId, VmLeaf};
 pub use merkle::{InclusionProof, MerkleRoot, MerkleTree};

@@ -143,6 +143,14 @@ pub struct NodeOptions {
     /// its host is attested, and turns `host_untrusted` the moment the host fails or stops answering.
     #[arg(long, value_name = "HOST_UUID")]
     on_host: Option<String>,
+    /// With --on-host: the VM's policy for its host-side evidence (a JSON file: qemu_code,
+    /// launch_config, disks, kernel, initrd, vtpm_ek, memory — docs/vm-evidence.md). Each host round
+    /// then fetches the host's VM batch once and judges the VM's leaf; a failing leaf fails the VM.
+    #[arg(long, value_name = "FILE", requires = "on_host")]
+    vm_policy: Option<PathBuf>,
+    /// With --vm-policy: the VM's QEMU `-uuid` [default: the node's agent id, when it is a UUID].
+    #[arg(long, value_name = "UUID", requires = "vm_policy")]
+    vm_uuid: Option<String>,
     /// Print nothing on success (benchmarks).
     #[arg(skip)]
     quiet: bool,
@@ -166,6 +174,7 @@ impl NodeOptions {
 Examples:
     cairn node add d432fbb3-… --runtime-policy policy.json --mb-refstate mb.json
     cairn node add d432fbb3-… --hvm    # a hypervisor host whose agent runs with --hvm
+    cairn node add 5e0a…-vm --on-host d432fbb3-… --vm-policy vm.json --vm-uuid 6f1c2a3e-…
     cairn node list                 # table of every node: state, passes, last attestation, reason
     cairn node status d432fbb3-… --json
     cairn node reactivate d432fbb3-…   # after fixing a failed node
@@ -256,6 +265,13 @@ impl NodeArgs {
                     for f in &view.failures {
                         println!("  {}: {}", f.check, f.message);
                     }
+                    if let Some(b) = &view.vm_batch {
+                        let vm = view.vm_uuid.as_deref().unwrap_or("-");
+                        println!("VM evidence (vm {vm}, host {}): {} at {}", b.host, b.outcome, b.checked_at);
+                        for f in &b.failures {
+                            println!("  {}: {}", f.check, f.message);
+                        }
+                    }
                     if let Some(level) = &view.integrity_level {
                         println!("integrity level: {level}");
                         for r in &view.integrity_level_reasons {
@@ -312,6 +328,10 @@ pub fn add_timed(
         Some(p) => Some(read_text(p)?),
         None => None,
     };
+    let vm_policy = match &o.vm_policy {
+        Some(p) => Some(read_text(p)?),
+        None => None,
+    };
     if let Some(t) = &o.tpm_policy {
         serde_json::from_str::<serde_json::Value>(t).context("--tpm-policy is not JSON")?;
     }
@@ -331,6 +351,8 @@ pub fn add_timed(
         hvm_pcr: (o.hvm || o.hvm_pcr.is_some()).then(|| o.hvm_pcr.unwrap_or(cairn_agent::hvm::DEFAULT_PCR)),
         host_name: o.host_name.clone(),
         host_agent_id: o.on_host.clone(),
+        vm_policy,
+        vm_uuid: o.vm_uuid.clone(),
         ..AddAgentRequest::default()
     };
     let mut body = body;
