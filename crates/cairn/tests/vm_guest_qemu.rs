@@ -178,11 +178,40 @@ fn a_real_guest_on_a_managed_vtpm_is_attested_and_falls_with_its_host() {
     std::fs::write(&vm_policy, policy.to_string()).unwrap();
     vm.wait_for(&format!("cairn agent {VM_UUID}"), Duration::from_secs(240));
 
-    let (ok, out) = fleet.node(&["add", VM_UUID, "--on-host", &host.uuid, "--runtime-policy", vm_policy.to_str().unwrap(), "--tpm-policy", &vm_pcr_policy]);
+    // The VM's policy for the host-side evidence: this QEMU executable, this command line, this kernel
+    // and initramfs, this vTPM's EK — digests the test takes itself (the EK's from the vTPM inventory).
+    let sha = |bytes: &[u8]| HashAlg::Sha256.hash(bytes).to_hex();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", vm.pid)).unwrap();
+    let inventory: serde_json::Value = serde_json::from_slice(&std::fs::read(vtpms.join("vm1/vtpm.json")).unwrap()).unwrap();
+    let evidence_policy = serde_json::json!({
+        "vm": VM_UUID,
+        "qemu_code": [format!("sha256:{}", sha(&std::fs::read(&qemu).unwrap()))],
+        "launch_config": format!("sha256:{}", sha(&cmdline)),
+        "kernel": format!("sha256:{}", sha(&std::fs::read(kit.join("vmlinuz")).unwrap())),
+        "initrd": format!("sha256:{}", sha(&std::fs::read(&initramfs).unwrap())),
+        "vtpm_ek": format!("sha256:{}", inventory["ek_public_sha256"].as_str().unwrap()),
+    });
+    let evidence_policy_file = dir.join("vm-evidence-policy.json");
+    std::fs::write(&evidence_policy_file, evidence_policy.to_string()).unwrap();
+    let (ok, out) = fleet.node(&[
+        "add",
+        VM_UUID,
+        "--on-host",
+        &host.uuid,
+        "--runtime-policy",
+        vm_policy.to_str().unwrap(),
+        "--tpm-policy",
+        &vm_pcr_policy,
+        "--vm-policy",
+        evidence_policy_file.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}\nconsole:\n{}", vm.console());
     let s = fleet.wait(VM_UUID, "attested", |s| s["cairn_state"] == "attested");
     assert_eq!(s["host_agent_id"], host.uuid.as_str());
     assert!(s["tpm_policy"].as_str().unwrap().contains("mask"), "{s}");
+    // Attested both ways: its own quote (vTPM) and its leaf in the host's batch (host TPM).
+    assert_eq!(s["vm_batch"]["outcome"], "pass", "{s}");
+    assert_eq!(s["vm_batch"]["host"], host.uuid.as_str(), "{s}");
     // The host agent measured the real QEMU process running the guest: its code in memory is its file's.
     let list = std::fs::read_to_string(host.state.join("hvm/list")).unwrap();
     let qemu_lines: Vec<&str> = list.lines().filter(|l| l.contains(&format!(" {} ", vm.pid))).collect();
