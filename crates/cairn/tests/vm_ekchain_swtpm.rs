@@ -4,7 +4,7 @@
 //! `--vtpm-ca-dir`: it registers with its vTPM CA, certified by its AK (TPM2_Certify), and is
 //! activated. `cairn vtpm create` makes vTPMs whose EK certificates that CA (a host TPM key)
 //! signed; a `cairn agent --kind vm` on one, served by `vtpm start --tcp`, enrols and its record
-//! names the host. Refused, with the reason: a VM whose EK certificate comes from the vTPM CA of
+//! names the host, which `cairn node add` then uses as the VM's host at the verifier. Refused, with the reason: a VM whose EK certificate comes from the vTPM CA of
 //! another host TPM (never enrolled), the same vTPM registering as a host (a vTPM CA is never a
 //! host's anchor), and any new VM of the host once the host is deleted from the registrar.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -98,6 +98,27 @@ fn agent_record(c: &Client, r: &Registrar, id: &str) -> (StatusCode, Value) {
     (resp.status(), resp.json().unwrap_or(Value::Null))
 }
 
+/// A running `cairn verifier` on the registrar's TLS directory, and its tenant URL.
+fn start_verifier(work: &Path, registrar_state: &Path) -> (Proc, String) {
+    let port = free_port_pair().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["verifier", "--port", &port.to_string(), "--quote-interval-ms", "300", "--state-dir", s(&work.join("verifier"))])
+        .args(["--tls-dir", s(&registrar_state.join("tls"))])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(work.join("verifier.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("verifier exited").unwrap();
+        if let Some(rest) = line.strip_prefix("cairn verifier: tenant API") {
+            break rest.split_whitespace().find(|w| w.starts_with("http")).unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), url)
+}
+
 /// Runs `cairn agent` on `tcti` with `extra` flags: the running agent once it says it is up
 /// (registered and activated), or its error output when it exits instead.
 fn agent(tcti: &str, uuid: &str, state: &Path, r: &Registrar, extra: &[&str]) -> Result<Proc, String> {
@@ -175,6 +196,29 @@ fn vm_enrols_through_its_hosts_vtpm_ca_and_only_while_the_host_is_enrolled() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["results"]["cairn_kind"], "vm");
     assert_eq!(v["results"]["host_agent_id"], "host-1");
+
+    // `cairn node add` takes the VM's host from the registrar, and refuses another one.
+    let verifier = start_verifier(work, &state);
+    let node = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("node")
+            .args(args)
+            .args(["--verifier", &verifier.1, "--registrar", &reg.tls, "--tls-dir", s(&state.join("tls"))])
+            .output()
+            .unwrap();
+        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let (ok, out) = node(&["add", "host-1"]);
+    assert!(ok, "{out}");
+    let (ok, out) = node(&["add", "vm-1", "--on-host", "vm-2"]);
+    assert!(!ok && out.contains("--on-host vm-2, but the registrar enrolled vm-1 as a VM of host host-1"), "{out}");
+    let (ok, out) = node(&["add", "vm-1"]);
+    assert!(ok, "{out}");
+    let (ok, out) = node(&["status", "vm-1", "--json"]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["host_agent_id"], "host-1", "{out}");
+    // The verifier and the VM agent go before anything else uses that vTPM (one client at a time).
+    drop(verifier);
     drop(vm_agent);
 
     // The same vTPM registering as a host: a vTPM CA is never a host's trust anchor.
