@@ -82,6 +82,11 @@ pub struct RawConfig {
     pub hvm_interval_ms: Option<u64>,
     /// Executable path globs to measure [default: `qemu-system-*`, `swtpm`, `libvirtd`].
     pub hvm_exe: Option<Vec<String>>,
+    /// What this node is: `host` (default) or `vm` (its TPM is a vTPM of an enrolled host).
+    pub kind: Option<String>,
+    /// A host's vTPM CA directory (`cairn vtpm create --ca-dir`); its CA is certified by the AK
+    /// and published at registration. Unset = no vTPM CA.
+    pub vtpm_ca_dir: Option<PathBuf>,
 }
 
 impl RawConfig {
@@ -116,6 +121,8 @@ impl RawConfig {
             hvm_pcr: self.hvm_pcr.or(base.hvm_pcr),
             hvm_interval_ms: self.hvm_interval_ms.or(base.hvm_interval_ms),
             hvm_exe: self.hvm_exe.or(base.hvm_exe),
+            kind: self.kind.or(base.kind),
+            vtpm_ca_dir: self.vtpm_ca_dir.or(base.vtpm_ca_dir),
         }
     }
 
@@ -156,6 +163,14 @@ impl RawConfig {
             Some(h) => Some(parse_handle(h).ok_or_else(|| bad("ak_handle", format!("{h:?} is not a persistent handle (0x81xxxxxx)")))?),
         };
         let uuid = UuidSource::parse(self.uuid.as_deref().unwrap_or("hash_ek")).map_err(|why| bad("uuid", why))?;
+        let kind = match self.kind.as_deref().unwrap_or("host") {
+            "host" => NodeKind::Host,
+            "vm" => NodeKind::Vm,
+            other => return Err(bad("kind", format!("{other:?} is not host or vm"))),
+        };
+        if kind == NodeKind::Vm && self.vtpm_ca_dir.is_some() {
+            return Err(bad("vtpm_ca_dir", "a VM (kind = \"vm\") does not issue vTPM EK certificates".into()));
+        }
         let state_dir: PathBuf = self.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
         let revocation_actions_dir = self.revocation_actions_dir.unwrap_or_else(|| state_dir.join(REVOCATION_ACTIONS_DIR));
         Ok(AgentConfig {
@@ -175,6 +190,8 @@ impl RawConfig {
             revocation_actions_dir,
             push_on_change: self.push_on_change.unwrap_or(false),
             hvm,
+            kind,
+            vtpm_ca_dir: self.vtpm_ca_dir,
         })
     }
 }
@@ -261,6 +278,29 @@ pub struct AgentConfig {
     pub push_on_change: bool,
     /// Host mode, when on.
     pub hvm: Option<HvmConfig>,
+    /// What this node registers as.
+    pub kind: NodeKind,
+    /// A host's vTPM CA directory, published (certified by the AK) at registration.
+    pub vtpm_ca_dir: Option<PathBuf>,
+}
+
+/// What a node registers as (`cairn_kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A machine whose TPM's EK certificate a TPM vendor (or the operator's CA) issued.
+    Host,
+    /// A VM on a vTPM whose EK certificate an enrolled host's vTPM CA issued.
+    Vm,
+}
+
+impl NodeKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Host => "host",
+            NodeKind::Vm => "vm",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +316,9 @@ mod tests {
         assert_eq!(c.ak.alg, AkAlg::Rsa2048Rsassa);
         assert_eq!(c.ak.hash, HashAlg::Sha256);
         assert_eq!(c.uuid, UuidSource::HashEk);
+        assert_eq!((c.kind, c.vtpm_ca_dir.as_deref()), (NodeKind::Host, None));
+        let vm: RawConfig = toml::from_str("kind = \"vm\"").unwrap();
+        assert_eq!(vm.validate().unwrap().kind, NodeKind::Vm);
         let file: RawConfig = toml::from_str("listen = \"127.0.0.1:1\"\nhash = \"sha384\"\nak_handle = \"0x81010020\"").unwrap();
         let flags = RawConfig { hash: Some("sha1".into()), ..RawConfig::default() };
         let c = flags.over(file).validate().unwrap();
@@ -318,6 +361,8 @@ mod tests {
             ("hvm = true\nhvm_pcr = 24", "hvm_pcr"),
             ("hvm = true\nhvm_interval_ms = 0", "hvm_interval_ms"),
             ("hvm = true\nhvm_exe = [\"\"]", "hvm_exe"),
+            ("kind = \"container\"", "kind"),
+            ("kind = \"vm\"\nvtpm_ca_dir = \"/ca\"", "vtpm_ca_dir"),
         ] {
             let raw: RawConfig = toml::from_str(toml).unwrap();
             let e = raw.validate().unwrap_err().to_string();

@@ -63,7 +63,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
-pub use config::{AgentConfig, RawConfig};
+pub use config::{AgentConfig, NodeKind, RawConfig};
 pub use error::AgentError;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -166,6 +166,8 @@ impl Agent {
                 mtls_cert: &agent.mtls_cert,
                 ip: config.contact_ip,
                 port: config.contact_port.unwrap_or(addr.port()),
+                kind: config.kind,
+                vtpm_ca_dir: config.vtpm_ca_dir.as_deref(),
             };
             match register::enrol(&config.registrar, &tpm, enrolment).await {
                 Ok(v) => agent.registered = Some(v),

@@ -9,19 +9,29 @@
 //! 3. The TPM activates it (only the TPM holding both keys can), and the agent sends
 //!    `PUT /v{X}/agents/{uuid}/activate {auth_tag}` with auth_tag = HMAC-SHA384(b64(secret), uuid).
 //!
+//! A host with a vTPM CA (`vtpm_ca_dir`) adds Cairn's `cairn_vtpm_ca` to the registration: the CA
+//! certificate, the CA key's public area, and TPM2_Certify of that key by the AK over SHA-256 of
+//! the certificate, so the registrar learns the CA key is in this TPM. Every registration says
+//! `cairn_kind` (`host` or `vm`). Keylime registrars ignore both fields.
+//!
 //! The same identity is registered again at every start; a registrar accepts that (and refuses
 //! a different EK or AK under the same uuid).
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use cairn_core::credential::{keylime_auth_tag, MadeCredential};
-use cairn_proto::registrar::{ActivateRequest, RegisterRequest, RegisterResponse};
+use cairn_core::HashAlg;
+use cairn_proto::registrar::{ActivateRequest, RegisterRequest, RegisterResponse, VtpmCaEvidence};
+use cairn_tpm::vtpm_ca::CaKey;
+use cairn_tpm::Ak;
 use cairn_proto::version::ServiceVersion;
 use cairn_proto::{ApiVersion, Envelope};
 
+use crate::config::NodeKind;
 use crate::error::AgentError;
 use crate::identity::TpmIdentity;
 use crate::tpm_owner::TpmOwner;
@@ -44,6 +54,10 @@ pub struct Enrolment<'a> {
     pub ip: IpAddr,
     /// Its port.
     pub port: u16,
+    /// What the node is.
+    pub kind: NodeKind,
+    /// A host's vTPM CA directory, published with a TPM2_Certify proof.
+    pub vtpm_ca_dir: Option<&'a Path>,
 }
 
 /// Registers and activates at `registrar`; returns the API version used.
@@ -65,6 +79,11 @@ pub async fn enrol(registrar: &reqwest::Url, owner: &TpmOwner, e: Enrolment<'_>)
         mtls_cert: Some(e.mtls_cert.to_owned()),
         ip: Some(e.ip.to_string()),
         port: Some(e.port),
+        cairn_kind: Some(e.kind.as_str().to_owned()),
+        cairn_vtpm_ca: match e.vtpm_ca_dir {
+            Some(dir) => Some(vtpm_ca_evidence(owner, &e.identity.ak, dir).await?),
+            None => None,
+        },
         ..RegisterRequest::default()
     };
     let reply: RegisterResponse = send(client.post(url("")?).json(&body), "registration").await?;
@@ -78,6 +97,21 @@ pub async fn enrol(registrar: &reqwest::Url, owner: &TpmOwner, e: Enrolment<'_>)
     let _: serde_json::Value = send(client.put(url("/activate")?).json(&ActivateRequest { auth_tag }), "activation").await?;
     tracing::info!(uuid = e.uuid, %registrar, %version, "registered and activated");
     Ok(version)
+}
+
+/// The vTPM CA of `dir` and TPM2_Certify of its key by `ak`, over SHA-256 of the CA certificate.
+async fn vtpm_ca_evidence(owner: &TpmOwner, ak: &Ak, dir: &Path) -> Result<VtpmCaEvidence, AgentError> {
+    let (key, cert) = CaKey::read_dir(dir)?
+        .ok_or_else(|| AgentError::Config(format!("vtpm_ca_dir: {} holds no vTPM CA (cairn vtpm create makes one)", dir.display())))?;
+    let qualifying = HashAlg::Sha256.hash(&cert);
+    let (ak, public) = (ak.clone(), key.public.clone());
+    let certified = owner.run(move |tpm| Ok(tpm.ca_certify(&key, &ak, qualifying.as_bytes())?)).await?;
+    Ok(VtpmCaEvidence {
+        ca_cert: B64.encode(&cert),
+        ca_public: B64.encode(&public),
+        certify_attest: B64.encode(&certified.attest),
+        certify_signature: B64.encode(&certified.signature),
+    })
 }
 
 /// The highest version both sides serve, or [`FALLBACK_VERSION`].

@@ -29,6 +29,7 @@ pub mod quote;
 pub mod revocation;
 pub mod tpm;
 pub mod vmbatch;
+pub mod vtpmca;
 
 pub use alg::{AlgId, Digest, HashAlg};
 pub use error::ParseError;

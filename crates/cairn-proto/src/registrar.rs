@@ -44,6 +44,31 @@ pub struct RegisterRequest {
     /// IDevID certificate (base64 DER).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idevid_cert: Option<String>,
+    /// Cairn extension: what the node is, [`KIND_HOST`] (the default when absent) or [`KIND_VM`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cairn_kind: Option<String>,
+    /// Cairn extension: the host's vTPM CA, certified by this registration's AK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cairn_vtpm_ca: Option<VtpmCaEvidence>,
+}
+
+/// `cairn_kind` of a physical host (or any node whose EK is a TPM vendor's).
+pub const KIND_HOST: &str = "host";
+/// `cairn_kind` of a VM on a vTPM issued by an enrolled host's vTPM CA.
+pub const KIND_VM: &str = "vm";
+
+/// A host's vTPM CA and the TPM2_Certify proof that its key lives in the host TPM (all standard
+/// base64).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VtpmCaEvidence {
+    /// The CA certificate, DER.
+    pub ca_cert: String,
+    /// The CA key's TPM2B_PUBLIC.
+    pub ca_public: String,
+    /// TPMS_ATTEST of TPM2_Certify(CA key, AK) with qualifyingData = SHA-256(ca_cert).
+    pub certify_attest: String,
+    /// TPMT_SIGNATURE by the AK over `certify_attest`.
+    pub certify_signature: String,
 }
 
 /// `POST /vX/agents/{uuid}` response `results`.
@@ -85,6 +110,12 @@ pub struct AgentRecord {
     pub port: Option<u16>,
     /// How many times this agent has registered.
     pub regcount: u32,
+    /// Cairn extension: `host` or `vm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cairn_kind: Option<String>,
+    /// Cairn extension: for a VM, the enrolled host whose vTPM CA issued its EK certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_agent_id: Option<String>,
 }
 
 /// Accepts `8890`, `"8890"` or `null` (Keylime's Python code carries ports as strings).
@@ -128,6 +159,11 @@ mod tests {
         assert_eq!(r.port, Some(9002));
         assert_eq!(r.ekcert, None);
         assert_eq!(r.idevid_cert.as_deref(), Some("H"));
+        assert!(r.cairn_kind.is_none() && r.cairn_vtpm_ca.is_none());
+        let cairn = r#"{"ek_tpm":"A","aik_tpm":"B","cairn_kind":"host","cairn_vtpm_ca":{"ca_cert":"C","ca_public":"P","certify_attest":"T","certify_signature":"S"}}"#;
+        let c: RegisterRequest = serde_json::from_str(cairn).unwrap();
+        assert_eq!(c.cairn_kind.as_deref(), Some(KIND_HOST));
+        assert_eq!(c.cairn_vtpm_ca.unwrap().certify_signature, "S");
         let minimal: RegisterRequest = serde_json::from_str(r#"{"ek_tpm":"A","aik_tpm":"B"}"#).unwrap();
         assert_eq!(minimal.port, None);
     }
@@ -151,6 +187,8 @@ mod tests {
             ip: Some("10.0.0.1".into()),
             port: Some(9002),
             regcount: 1,
+            cairn_kind: None,
+            host_agent_id: None,
         };
         let v = serde_json::to_value(&rec).unwrap();
         assert_eq!(
@@ -161,6 +199,9 @@ mod tests {
         assert_eq!(back, rec);
         let list: AgentList = serde_json::from_str(r#"{"uuids":["a","b"]}"#).unwrap();
         assert_eq!(list.uuids, ["a", "b"]);
+        let vm = AgentRecord { cairn_kind: Some(KIND_VM.into()), host_agent_id: Some("h".into()), ..rec };
+        let v = serde_json::to_value(&vm).unwrap();
+        assert_eq!((&v["cairn_kind"], &v["host_agent_id"]), (&serde_json::json!("vm"), &serde_json::json!("h")));
         let act: ActivateRequest = serde_json::from_str(r#"{"auth_tag":"00ff"}"#).unwrap();
         assert_eq!(act.auth_tag, "00ff");
     }

@@ -4,7 +4,10 @@
 //! restricted decryption key (MakeCredential needs one), the AK a restricted signing key that
 //! cannot leave the TPM, with a fixed scheme Cairn verifies and a hash stronger than SHA-1; the
 //! EK certificate, when present, must chain to the trust store at `now` and certify exactly
-//! this EK. The credential is then bound to the AK's name computed here from `aik_tpm`, so the
+//! this EK. A VM (`cairn_kind` vm) is judged differently: its EK certificate must chain to the
+//! vTPM CA of an enrolled host — and only to such a CA, never to the vendor trust store — and a
+//! host never has a vTPM CA accepted as its anchor. A host's `cairn_vtpm_ca` evidence must pass
+//! cairn-core's certify checks with this same registration's AK. The credential is then bound to the AK's name computed here from `aik_tpm`, so the
 //! AK that activates is the AK that is stored.
 
 use std::net::IpAddr;
@@ -14,7 +17,8 @@ use cairn_core::alg::HashAlg;
 use cairn_core::ekcert::{certificates_from_bytes, ek_matches, verify_chain, Certificate, ChainInfo, TrustStore};
 use cairn_core::tpm::public::attrs;
 use cairn_core::tpm::{Public, PublicKey, SigScheme};
-use cairn_proto::registrar::RegisterRequest;
+use cairn_core::vtpmca::{issuing_host, verify_ca_certify, CaEvidence};
+use cairn_proto::registrar::{RegisterRequest, KIND_HOST, KIND_VM};
 
 use crate::error::RegistrarError;
 
@@ -40,15 +44,35 @@ pub struct CheckedRegistration {
     pub mtls_cert: Option<String>,
     /// Contact address.
     pub ip: Option<IpAddr>,
+    /// `host` or `vm`.
+    pub kind: &'static str,
+    /// A host's vTPM CA certificate, its evidence checked.
+    pub vtpm_ca_cert: Option<Vec<u8>>,
+    /// A VM's host: whose vTPM CA issued its EK certificate.
+    pub host_agent_id: Option<String>,
 }
 
-/// Checks `req` against `trust` at unix time `now`.
+/// What the registration says it is: `host` (also when absent) or `vm`.
+pub fn requested_kind(req: &RegisterRequest) -> Result<&'static str, RegistrarError> {
+    match req.cairn_kind.as_deref().map(str::trim) {
+        None | Some("") => Ok(KIND_HOST),
+        Some(k) if k == KIND_HOST => Ok(KIND_HOST),
+        Some(k) if k == KIND_VM => Ok(KIND_VM),
+        Some(other) => Err(RegistrarError::KeyRefused { field: "cairn_kind", reason: format!("{other:?} is not host or vm") }),
+    }
+}
+
+/// Checks `req` (from agent `agent`) at unix time `now`: a host's EK certificate against `trust`,
+/// a VM's against `vtpm_cas`, the vTPM CAs of the active hosts (host id, certificate).
 pub fn check_registration(
+    agent: &str,
     req: &RegisterRequest,
     trust: &TrustStore,
+    vtpm_cas: &[(String, Certificate)],
     accept_without_ek_cert: bool,
     now: i64,
 ) -> Result<CheckedRegistration, RegistrarError> {
+    let kind = requested_kind(req)?;
     let ek_tpm = b64("ek_tpm", &req.ek_tpm)?;
     let aik_tpm = b64("aik_tpm", &req.aik_tpm)?;
     let ek = Public::parse_tpm2b(&ek_tpm).map_err(|source| RegistrarError::Malformed { field: "ek_tpm", source })?;
@@ -59,14 +83,38 @@ pub fn check_registration(
         None | Some("") => None,
         Some(text) => Some(b64("ekcert", text)?),
     };
-    let chain = match &ekcert {
-        None if accept_without_ek_cert => None,
-        None => return Err(RegistrarError::EkCertMissing),
-        Some(der) => {
+    let mut host_agent_id = None;
+    let chain = match (&ekcert, kind) {
+        (None, KIND_VM) => return Err(RegistrarError::VmEkCertMissing),
+        (None, _) if accept_without_ek_cert => None,
+        (None, _) => return Err(RegistrarError::EkCertMissing),
+        (Some(der), _) => {
             let cert = Certificate::from_der(der).map_err(|source| RegistrarError::Malformed { field: "ekcert", source })?;
-            let chain = verify_chain(&cert, trust, now).map_err(RegistrarError::EkCert)?;
+            let chain = if kind == KIND_VM {
+                let hosts = vtpm_cas.iter().map(|(h, c)| (h.as_str(), c));
+                let (host, chain) =
+                    issuing_host(&cert, hosts, now).map_err(|reason| RegistrarError::VmNotIssued { agent: agent.to_owned(), reason })?;
+                host_agent_id = Some(host.to_owned());
+                chain
+            } else {
+                verify_chain(&cert, trust, now).map_err(RegistrarError::EkCert)?
+            };
             ek_matches(&cert, &ek).map_err(RegistrarError::EkCert)?;
             Some(chain)
+        }
+    };
+    let vtpm_ca_cert = match (&req.cairn_vtpm_ca, kind) {
+        (None, _) => None,
+        (Some(_), KIND_VM) => {
+            return Err(RegistrarError::KeyRefused { field: "cairn_vtpm_ca", reason: "a VM does not issue vTPM EK certificates".into() })
+        }
+        (Some(ev), _) => {
+            let (ca_cert, ca_public) = (b64("cairn_vtpm_ca.ca_cert", &ev.ca_cert)?, b64("cairn_vtpm_ca.ca_public", &ev.ca_public)?);
+            let attest = b64("cairn_vtpm_ca.certify_attest", &ev.certify_attest)?;
+            let signature = b64("cairn_vtpm_ca.certify_signature", &ev.certify_signature)?;
+            let evidence = CaEvidence { ca_cert: &ca_cert, ca_public: &ca_public, certify_attest: &attest, certify_signature: &signature };
+            verify_ca_certify(&ak, &evidence).map_err(RegistrarError::VtpmCa)?;
+            Some(ca_cert)
         }
     };
     let mtls_cert = match req.mtls_cert.as_deref().map(str::trim) {
@@ -77,7 +125,7 @@ pub fn check_registration(
         None | Some("") => None,
         Some(ip) => Some(ip.parse().map_err(|_| RegistrarError::KeyRefused { field: "ip", reason: format!("{ip:?} is not an IP address") })?),
     };
-    Ok(CheckedRegistration { ek_tpm, ek, aik_tpm, ak, ekcert, chain, mtls_cert, ip })
+    Ok(CheckedRegistration { ek_tpm, ek, aik_tpm, ak, ekcert, chain, mtls_cert, ip, kind, vtpm_ca_cert, host_agent_id })
 }
 
 /// Standard base64 (Keylime's), naming the field on failure.

@@ -10,6 +10,7 @@ use axum::Json;
 use cairn_core::credential::CredentialError;
 use cairn_core::ekcert::EkCertError;
 use cairn_core::error::ParseError;
+use cairn_core::vtpmca::{CaCertifyFailure, VmChainError};
 use cairn_proto::Envelope;
 use cairn_store::StoreError;
 use thiserror::Error;
@@ -67,6 +68,20 @@ pub enum RegistrarError {
     /// The EK certificate does not chain to a trusted root, has expired, or does not certify the EK.
     #[error("EK certificate refused: {0}")]
     EkCert(#[source] EkCertError),
+    /// A host's vTPM CA evidence failed a check (named first in the message).
+    #[error("cairn_vtpm_ca refused: {0}")]
+    VtpmCa(#[source] CaCertifyFailure),
+    /// A VM registered without an EK certificate.
+    #[error("ekcert is missing: a VM (cairn_kind vm) must present the EK certificate its host's vTPM CA issued")]
+    VmEkCertMissing,
+    /// A VM's EK certificate is not issued by the vTPM CA of any enrolled host.
+    #[error("EK certificate of VM {agent} is not issued by the vTPM CA of any enrolled host: {reason}")]
+    VmNotIssued {
+        /// The VM's agent id.
+        agent: String,
+        /// Why.
+        reason: VmChainError,
+    },
     /// The id is registered with another EK, EK certificate or AK.
     #[error("agent {agent} is already registered with a different {which}; delete it first")]
     IdentityConflict {
@@ -109,7 +124,8 @@ impl RegistrarError {
         use RegistrarError as E;
         match self {
             E::Version(_) | E::AgentId(_) | E::Json(_) | E::Body(_) | E::Base64 { .. } | E::Malformed { .. } => StatusCode::BAD_REQUEST,
-            E::KeyRefused { .. } | E::EkCertMissing => StatusCode::BAD_REQUEST,
+            E::KeyRefused { .. } | E::EkCertMissing | E::VtpmCa(_) | E::VmEkCertMissing => StatusCode::BAD_REQUEST,
+            E::VmNotIssued { .. } => StatusCode::FORBIDDEN,
             E::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::EkCert(_) | E::IdentityConflict { .. } | E::AdminOnTls => StatusCode::FORBIDDEN,
             E::WrongAuthTag { .. } => StatusCode::UNAUTHORIZED,

@@ -13,13 +13,15 @@ use cairn_core::credential::{auth_tag_matches, make_credential, os_random, Objec
 use cairn_proto::registrar::{ActivateRequest, AgentList, AgentRecord, RegisterRequest, RegisterResponse};
 use cairn_proto::version::ServiceVersion;
 use cairn_proto::{ApiVersion, Envelope};
-use cairn_store::{NewRegistration, Registration, Saved};
+use cairn_core::ekcert::Certificate;
+use cairn_proto::registrar::KIND_VM;
+use cairn_store::{NewRegistration, RegistrarStore, Registration, Saved};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::agent_id::AgentId;
 use crate::app::AppState;
-use crate::checks::check_registration;
+use crate::checks::{check_registration, requested_kind};
 use crate::error::RegistrarError;
 
 /// Bytes of the credential secret (capped by the EK's nameAlg digest size).
@@ -60,7 +62,8 @@ pub(crate) async fn register(State(state): State<AppState>, Path((v, id)): Path<
     let id = check_path(&v, &id)?;
     let req: RegisterRequest = json_body(&state, body)?;
     let s = &state.inner;
-    let checked = check_registration(&req, &s.trust, s.accept_without_ek_cert, (s.clock)())?;
+    let vtpm_cas = if requested_kind(&req)? == KIND_VM { active_vtpm_cas(s.store.as_ref())? } else { Vec::new() };
+    let checked = check_registration(id.as_str(), &req, &s.trust, &vtpm_cas, s.accept_without_ek_cert, (s.clock)())?;
     let mut secret = vec![0u8; SECRET_LEN.min(checked.ek.name_alg.len())];
     os_random(&mut secret).map_err(RegistrarError::Credential)?;
     let made = make_credential(&checked.ek, &ObjectName::of(&checked.ak), &secret, &mut os_random).map_err(RegistrarError::Credential)?;
@@ -74,10 +77,22 @@ pub(crate) async fn register(State(state): State<AppState>, Path((v, id)): Path<
         port: req.port,
         challenge: secret,
         now: (s.clock)(),
+        kind: checked.kind.to_owned(),
+        vtpm_ca_cert: checked.vtpm_ca_cert,
+        host_agent_id: checked.host_agent_id,
     };
     let tpm = checked.chain.as_ref().and_then(|c| c.tpm.as_ref()).map(|t| format!("{t:?}"));
     match s.store.save_registration(&new)? {
-        Saved::New => tracing::info!(agent = %id, ek = %checked.ek.key_name(), ak = %checked.ak.key_name(), tpm = ?tpm, "agent registered, awaiting activation"),
+        Saved::New => tracing::info!(
+            agent = %id,
+            kind = %new.kind,
+            host = ?new.host_agent_id,
+            vtpm_ca = new.vtpm_ca_cert.is_some(),
+            ek = %checked.ek.key_name(),
+            ak = %checked.ak.key_name(),
+            tpm = ?tpm,
+            "agent registered, awaiting activation"
+        ),
         Saved::Reregistered { regcount } => tracing::info!(agent = %id, regcount, "agent registered again with the same identity"),
         Saved::IdentityConflict => {
             let which = s.store.registration(id.as_str())?.map(|old| differs(&old, &new)).unwrap_or("identity");
@@ -85,6 +100,19 @@ pub(crate) async fn register(State(state): State<AppState>, Path((v, id)): Path<
         }
     }
     Ok(Json(Envelope::ok(RegisterResponse { blob: b64(&made.to_tpm2_tools()) })))
+}
+
+/// The vTPM CAs of active hosts, parsed; a stored certificate that no longer parses is skipped
+/// (it was checked when stored) and logged.
+fn active_vtpm_cas(store: &dyn RegistrarStore) -> Result<Vec<(String, Certificate)>, RegistrarError> {
+    let mut out = Vec::new();
+    for (host, der) in store.active_vtpm_cas()? {
+        match Certificate::from_der(&der) {
+            Ok(cert) => out.push((host, cert)),
+            Err(e) => tracing::warn!(host = %host, error = %e, "stored vTPM CA certificate does not parse; skipped"),
+        }
+    }
+    Ok(out)
 }
 
 /// Which part of the stored identity a refused re-registration changes.
@@ -144,6 +172,8 @@ pub(crate) async fn show(State(state): State<AppState>, Path((v, id)): Path<(Str
         ip: reg.ip,
         port: reg.port,
         regcount: reg.regcount,
+        cairn_kind: Some(reg.kind),
+        host_agent_id: reg.host_agent_id,
     })))
 }
 

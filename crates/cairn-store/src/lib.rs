@@ -18,7 +18,8 @@
 //! let dir = tempfile::tempdir().expect("temp dir");
 //! let store = SqliteStore::open(&dir.path().join("registrar.sqlite"))?;
 //! let reg = NewRegistration { agent_id: "a1".into(), ek_tpm: vec![1], ekcert: None, aik_tpm: vec![2],
-//!     mtls_cert: None, ip: None, port: None, challenge: vec![9; 32], now: 0 };
+//!     mtls_cert: None, ip: None, port: None, challenge: vec![9; 32], now: 0, kind: "host".into(),
+//!     vtpm_ca_cert: None, host_agent_id: None };
 //! assert_eq!(store.save_registration(&reg)?, Saved::New);
 //! assert!(store.activate("a1", &[9; 32])?);
 //! assert_eq!(store.active_agents()?, ["a1"]);

@@ -32,6 +32,7 @@ pub(crate) fn open_migrated(path: &Path, migrations: &[&str]) -> Result<Connecti
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_registrar.sql"),
     include_str!("../migrations/sqlite/0002_verifier.sql"),
+    include_str!("../migrations/sqlite/0003_registrar_vms.sql"),
 ];
 
 /// SQLite schema migrations of a reference database (its own file), oldest first.

@@ -28,6 +28,12 @@ pub struct NewRegistration {
     pub challenge: Vec<u8>,
     /// Registration time, unix seconds.
     pub now: i64,
+    /// What the node is: `host` or `vm`.
+    pub kind: String,
+    /// A host's checked vTPM CA certificate (DER).
+    pub vtpm_ca_cert: Option<Vec<u8>>,
+    /// A VM's host: the agent whose vTPM CA issued its EK certificate.
+    pub host_agent_id: Option<String>,
 }
 
 /// A stored registration.
@@ -55,6 +61,12 @@ pub struct Registration {
     pub challenge: Option<Vec<u8>>,
     /// Time of the last registration, unix seconds.
     pub registered_at: i64,
+    /// What the node is: `host` or `vm`.
+    pub kind: String,
+    /// A host's checked vTPM CA certificate (DER).
+    pub vtpm_ca_cert: Option<Vec<u8>>,
+    /// A VM's host.
+    pub host_agent_id: Option<String>,
 }
 
 /// Outcome of [`RegistrarStore::save_registration`].
@@ -94,4 +106,7 @@ pub trait RegistrarStore: Send + Sync {
 
     /// Ids of active agents, sorted.
     fn active_agents(&self) -> Result<Vec<String>, StoreError>;
+
+    /// The vTPM CA certificates of active hosts: (agent id, CA certificate DER), by agent id.
+    fn active_vtpm_cas(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }

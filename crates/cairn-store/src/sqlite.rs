@@ -33,7 +33,8 @@ impl SqliteStore {
     }
 }
 
-const COLUMNS: &str = "agent_id, ek_tpm, ekcert, aik_tpm, mtls_cert, ip, port, regcount, active, challenge, registered_at";
+const COLUMNS: &str =
+    "agent_id, ek_tpm, ekcert, aik_tpm, mtls_cert, ip, port, regcount, active, challenge, registered_at, kind, vtpm_ca_cert, host_agent_id";
 
 fn row_to_registration(r: &Row<'_>) -> rusqlite::Result<(Registration, i64, i64)> {
     let port: Option<i64> = r.get(6)?;
@@ -50,6 +51,9 @@ fn row_to_registration(r: &Row<'_>) -> rusqlite::Result<(Registration, i64, i64)
         active: r.get::<_, i64>(8)? != 0,
         challenge: r.get(9)?,
         registered_at: r.get(10)?,
+        kind: r.get(11)?,
+        vtpm_ca_cert: r.get(12)?,
+        host_agent_id: r.get(13)?,
     };
     Ok((reg, port.unwrap_or(-1), regcount))
 }
@@ -60,10 +64,24 @@ impl RegistrarStore for SqliteStore {
         let tx = conn.transaction().map_err(StoreError::query("starting a registration"))?;
         let inserted = tx
             .execute(
-                "INSERT INTO registrar_agents (agent_id, ek_tpm, ekcert, aik_tpm, mtls_cert, ip, port, regcount, active, challenge, registered_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9)
+                "INSERT INTO registrar_agents (agent_id, ek_tpm, ekcert, aik_tpm, mtls_cert, ip, port, regcount, active, challenge,
+                     registered_at, kind, vtpm_ca_cert, host_agent_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, 0, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT(agent_id) DO NOTHING",
-                params![reg.agent_id, reg.ek_tpm, reg.ekcert, reg.aik_tpm, reg.mtls_cert, reg.ip, reg.port, reg.challenge, reg.now],
+                params![
+                    reg.agent_id,
+                    reg.ek_tpm,
+                    reg.ekcert,
+                    reg.aik_tpm,
+                    reg.mtls_cert,
+                    reg.ip,
+                    reg.port,
+                    reg.challenge,
+                    reg.now,
+                    reg.kind,
+                    reg.vtpm_ca_cert,
+                    reg.host_agent_id
+                ],
             )
             .map_err(StoreError::query("inserting a registration"))?;
         let saved = if inserted == 1 {
@@ -72,9 +90,22 @@ impl RegistrarStore for SqliteStore {
             let updated = tx
                 .execute(
                     "UPDATE registrar_agents SET mtls_cert = ?5, ip = ?6, port = ?7, regcount = regcount + 1,
-                         challenge = ?8, registered_at = ?9
+                         challenge = ?8, registered_at = ?9, kind = ?10, vtpm_ca_cert = ?11, host_agent_id = ?12
                      WHERE agent_id = ?1 AND ek_tpm = ?2 AND ekcert IS ?3 AND aik_tpm = ?4",
-                    params![reg.agent_id, reg.ek_tpm, reg.ekcert, reg.aik_tpm, reg.mtls_cert, reg.ip, reg.port, reg.challenge, reg.now],
+                    params![
+                        reg.agent_id,
+                        reg.ek_tpm,
+                        reg.ekcert,
+                        reg.aik_tpm,
+                        reg.mtls_cert,
+                        reg.ip,
+                        reg.port,
+                        reg.challenge,
+                        reg.now,
+                        reg.kind,
+                        reg.vtpm_ca_cert,
+                        reg.host_agent_id
+                    ],
                 )
                 .map_err(StoreError::query("updating a registration"))?;
             if updated == 0 {
@@ -149,6 +180,21 @@ impl RegistrarStore for SqliteStore {
             .map_err(StoreError::query("listing agents"))?;
         Ok(ids)
     }
+
+    fn active_vtpm_cas(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT agent_id, vtpm_ca_cert FROM registrar_agents
+                 WHERE active = 1 AND kind = 'host' AND vtpm_ca_cert IS NOT NULL ORDER BY agent_id",
+            )
+            .map_err(StoreError::query("listing vTPM CAs"))?;
+        let cas = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<(String, Vec<u8>)>, _>>())
+            .map_err(StoreError::query("listing vTPM CAs"))?;
+        Ok(cas)
+    }
 }
 
 #[cfg(test)]
@@ -167,7 +213,28 @@ mod tests {
             port: Some(9002),
             challenge: vec![challenge; 32],
             now: 1000,
+            kind: "host".into(),
+            vtpm_ca_cert: None,
+            host_agent_id: None,
         }
+    }
+
+    #[test]
+    fn vtpm_cas_count_only_for_active_hosts() {
+        let (_d, s) = open();
+        let host = NewRegistration { vtpm_ca_cert: Some(vec![0x30, 1]), ..reg("h", 1, 1) };
+        assert_eq!(s.save_registration(&host).unwrap(), Saved::New);
+        assert!(s.active_vtpm_cas().unwrap().is_empty(), "not active yet");
+        assert!(s.activate("h", &[1; 32]).unwrap());
+        assert_eq!(s.active_vtpm_cas().unwrap(), [("h".to_owned(), vec![0x30, 1])]);
+        let vm = NewRegistration { kind: "vm".into(), host_agent_id: Some("h".into()), vtpm_ca_cert: Some(vec![9]), ..reg("v", 2, 2) };
+        s.save_registration(&vm).unwrap();
+        s.activate("v", &[2; 32]).unwrap();
+        let got = s.registration("v").unwrap().unwrap();
+        assert_eq!((got.kind.as_str(), got.host_agent_id.as_deref()), ("vm", Some("h")));
+        assert_eq!(s.active_vtpm_cas().unwrap().len(), 1, "a VM never publishes a CA");
+        assert!(s.delete("h").unwrap());
+        assert!(s.active_vtpm_cas().unwrap().is_empty());
     }
 
     fn open() -> (tempfile::TempDir, SqliteStore) {

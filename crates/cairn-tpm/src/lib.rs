@@ -35,6 +35,7 @@ pub mod quote;
 pub mod swtpm;
 mod tpm;
 pub mod vtpm;
+pub mod vtpm_ca;
 
 pub use ak::{Ak, AkAlg, AkSpec};
 pub use ek::{Ek, EkKind};

@@ -204,7 +204,7 @@ fn salted_session(ctx: &mut Context, primary: KeyHandle) -> Result<AuthSession, 
 }
 
 /// Creates the storage primary as a transient object; the caller flushes it.
-fn storage_primary(ctx: &mut Context) -> Result<KeyHandle, TpmError> {
+pub(crate) fn storage_primary(ctx: &mut Context) -> Result<KeyHandle, TpmError> {
     let op = "TPM2_CreatePrimary(owner storage key)";
     let template = primary_template()?;
     ctx.execute_with_session(Some(AuthSession::Password), |ctx| {
@@ -215,7 +215,7 @@ fn storage_primary(ctx: &mut Context) -> Result<KeyHandle, TpmError> {
 }
 
 /// `bytes` with a big-endian u16 size prefix.
-fn tpm2b(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn tpm2b(bytes: &[u8]) -> Vec<u8> {
     let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
     let mut out = Vec::with_capacity(bytes.len() + 2);
     out.extend_from_slice(&len.to_be_bytes());
@@ -224,7 +224,7 @@ fn tpm2b(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The body of a TPM2B whose size prefix covers exactly the rest.
-fn untpm2b(bytes: &[u8]) -> Option<&[u8]> {
+pub(crate) fn untpm2b(bytes: &[u8]) -> Option<&[u8]> {
     let (len, body) = bytes.split_first_chunk::<2>()?;
     (usize::from(u16::from_be_bytes(*len)) == body.len()).then_some(body)
 }

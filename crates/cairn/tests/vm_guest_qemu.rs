@@ -46,7 +46,7 @@ fn build_initramfs(kit: &Path, dir: &Path, registrar_port: u16, agent_port: u16)
     let config = format!(
         "tcti = \"device:/dev/tpmrm0\"\nstate_dir = \"/var/lib/cairn/agent\"\nuuid = \"{VM_UUID}\"\n\
          listen = \"0.0.0.0:9002\"\ncontact_ip = \"127.0.0.1\"\ncontact_port = {agent_port}\n\
-         registrar = \"http://10.0.2.2:{registrar_port}\"\n"
+         registrar = \"http://10.0.2.2:{registrar_port}\"\nkind = \"vm\"\n"
     );
     fs.file("/etc/cairn/agent.toml", 0o644, config.as_bytes());
     let init = format!(
@@ -107,14 +107,11 @@ fn a_real_guest_on_a_managed_vtpm_is_attested_and_falls_with_its_host() {
     let socket = vtpms.join("vm1/swtpm.sock");
     let _vtpm = KillOnDrop(std::fs::read_to_string(vtpms.join("vm1/swtpm.pid")).unwrap().trim().parse().unwrap());
 
-    // The registrar trusts the host TPM's EK CA and the host's vTPM CA.
-    let trust = dir.join("registrar/tpm_cert_store");
-    std::fs::create_dir_all(&trust).unwrap();
-    for pem in ["swtpm-localca-rootca-cert.pem", "issuercert.pem"] {
-        std::fs::copy(vtpms.join(".vtpm-ca").join(pem), trust.join(format!("vtpm-{pem}"))).unwrap();
-    }
+    // The registrar trusts only the host TPM's EK CA. The host agent enrols with its vTPM CA (a key in
+    // the host TPM) certified by its AK; the VM's EK certificate chains to that CA, so to this host.
     let mut fleet = Fleet::start(dir, &ca);
     let http = fleet.registrar_http.clone();
+    host.extra.extend(["--vtpm-ca-dir".to_owned(), vtpms.join(".vtpm-ca").to_string_lossy().into_owned()]);
     host.run(&http);
 
     // The host is attested with its IMA log (an allowed file) and host mode.
@@ -196,8 +193,6 @@ fn a_real_guest_on_a_managed_vtpm_is_attested_and_falls_with_its_host() {
     let (ok, out) = fleet.node(&[
         "add",
         VM_UUID,
-        "--on-host",
-        &host.uuid,
         "--runtime-policy",
         vm_policy.to_str().unwrap(),
         "--tpm-policy",
@@ -207,6 +202,7 @@ fn a_real_guest_on_a_managed_vtpm_is_attested_and_falls_with_its_host() {
     ]);
     assert!(ok, "{out}\nconsole:\n{}", vm.console());
     let s = fleet.wait(VM_UUID, "attested", |s| s["cairn_state"] == "attested");
+    // The host came from the registrar, which chained the VM's EK certificate to this host's vTPM CA.
     assert_eq!(s["host_agent_id"], host.uuid.as_str());
     assert!(s["tpm_policy"].as_str().unwrap().contains("mask"), "{s}");
     // Attested both ways: its own quote (vTPM) and its leaf in the host's batch (host TPM).

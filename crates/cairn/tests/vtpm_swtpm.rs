@@ -2,7 +2,7 @@
 //!
 //! - `create` seals the state key to the host TPM and manufactures the vTPM; `start --tcp` serves it,
 //!   and a client reads an EK whose public area hashes to the inventory's digest, with an EK
-//!   certificate that chains to the vTPM CA and certifies that very key.
+//!   certificate that chains to the vTPM CA (a key of the host TPM) and certifies that very key.
 //! - `start` without `--tcp` makes the control socket QEMU's `-tpmdev emulator` connects to, and
 //!   swtpm initialises (decrypts its state) when told so there, as QEMU tells it.
 //! - The state directory is useless alone: swtpm on a copy, without the key or with a wrong key,
@@ -142,16 +142,21 @@ fn vtpm_lifecycle_sealed_to_the_host_tpm() {
     assert_eq!(entry["ek_name"], hex::encode(&ek.name));
     assert_eq!(std::fs::read(dir.join("vm1/ek-rsa2048.crt")).unwrap(), cert);
 
-    // The EK certificate chains to the vTPM CA (to its self-signed root) and certifies this EK.
+    // The EK certificate chains to the vTPM CA (self-signed, its key in the host TPM) and
+    // certifies this EK.
     let ca = dir.join(".vtpm-ca");
     let mut store = TrustStore::new();
-    assert_eq!(store.add_anchors_from_bytes(&std::fs::read(ca.join("swtpm-localca-rootca-cert.pem")).unwrap()).unwrap(), 1);
-    store.add_intermediates_from_bytes(&std::fs::read(ca.join("issuercert.pem")).unwrap()).unwrap();
+    assert_eq!(store.add_anchors_from_bytes(&std::fs::read(ca.join("ca-cert.der")).unwrap()).unwrap(), 1);
     let leaf = Certificate::from_der(&cert).unwrap();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let chain = verify_chain_with(&leaf, &store, now, VerifyOptions { require_self_signed_root: true }).unwrap();
-    assert_eq!(chain.path.len(), 3, "{chain:?}");
+    assert_eq!(chain.path.len(), 2, "{chain:?}");
+    assert_eq!(chain.tpm.as_ref().and_then(|t| t.model.as_deref()), Some("swtpm"));
     ek_matches(&leaf, &cairn_core::tpm::Public::parse_tpm2b(&ek.public).unwrap()).unwrap();
+    // The CA key is a host TPM key: its blobs load only there (another TPM cannot sign with it).
+    let (ca_key, _) = cairn_tpm::vtpm_ca::CaKey::read_dir(&ca).unwrap().unwrap();
+    Tpm::open(&host.tcti()).unwrap().ca_sign(&ca_key, &[7; 32]).unwrap();
+    assert!(Tpm::open(&other_host.tcti()).unwrap().ca_sign(&ca_key, &[7; 32]).is_err());
 
     let (twice, _, err) = vtpm(&["start", "vm1", "--dir", d, "--host-tcti", &host.tcti()]);
     assert!(!twice && err.contains("runs already"), "{err}");

@@ -26,6 +26,7 @@ mod chain;
 mod der;
 mod error;
 mod ext;
+pub mod issue;
 mod keymatch;
 mod name;
 mod sigalg;

@@ -34,6 +34,8 @@ CONFIGURATION FILE (--config, TOML; every key optional, flags and environment wi
     hvm_pcr = 13
     hvm_interval_ms = 30000
     hvm_exe = [\"qemu-system-*\", \"swtpm\", \"libvirtd\"]
+    kind = \"host\"                         # or \"vm\": this TPM is a vTPM of an enrolled host
+    vtpm_ca_dir = \"/var/lib/cairn/vtpm/.vtpm-ca\"  # host: publish this vTPM CA, certified by the AK
 
 STATE DIRECTORY (created 0700): nk.der (node key, PKCS#8, 0600), mtls.key (0600), mtls.crt,
 ak.pub and ek.pub (TPM2B_PUBLIC), uuid (when generated), revocation_actions/ (the default
@@ -158,6 +160,14 @@ pub struct AgentArgs {
     /// Executable glob to measure in host mode (repeatable) [default: qemu-system-*, swtpm, libvirtd].
     #[arg(long = "hvm-exe", value_name = "GLOB")]
     hvm_exe: Vec<String>,
+    /// What this node is: `host` [default] or `vm` (its TPM is a vTPM whose EK certificate an
+    /// enrolled host's vTPM CA issued).
+    #[arg(long, env = "CAIRN_AGENT_KIND", value_name = "KIND")]
+    kind: Option<String>,
+    /// Host: the vTPM CA directory (`cairn vtpm create --ca-dir`) to publish at registration,
+    /// its key certified by the AK (TPM2_Certify).
+    #[arg(long, env = "CAIRN_AGENT_VTPM_CA_DIR", value_name = "DIR")]
+    vtpm_ca_dir: Option<PathBuf>,
     /// Log filter (tracing syntax), e.g. `info`, `cairn_agent=debug`.
     #[arg(long, env = "CAIRN_LOG", value_name = "FILTER", default_value = "info,tss_esapi=warn")]
     log: String,
@@ -194,6 +204,8 @@ impl AgentArgs {
             hvm_pcr: self.hvm_pcr,
             hvm_interval_ms: self.hvm_interval_ms,
             hvm_exe: (!self.hvm_exe.is_empty()).then_some(self.hvm_exe),
+            kind: self.kind,
+            vtpm_ca_dir: self.vtpm_ca_dir,
         };
         let config = flags.over(file).validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

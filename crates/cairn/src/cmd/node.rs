@@ -140,13 +140,14 @@ pub struct NodeOptions {
     #[arg(long, value_name = "NAME")]
     host_name: Option<String>,
     /// The node is a VM running on this host node (added to the same verifier): it is trusted only while
-    /// its host is attested, and turns `host_untrusted` the moment the host fails or stops answering.
+    /// its host is attested, and turns `host_untrusted` the moment the host fails or stops answering
+    /// [default: the host the registrar enrolled the VM under (its vTPM CA issued the VM's EK)].
     #[arg(long, value_name = "HOST_UUID")]
     on_host: Option<String>,
     /// With --on-host: the VM's policy for its host-side evidence (a JSON file: qemu_code,
     /// launch_config, disks, kernel, initrd, vtpm_ek, memory — docs/vm-evidence.md). Each host round
     /// then fetches the host's VM batch once and judges the VM's leaf; a failing leaf fails the VM.
-    #[arg(long, value_name = "FILE", requires = "on_host")]
+    #[arg(long, value_name = "FILE")]
     vm_policy: Option<PathBuf>,
     /// With --vm-policy: the VM's QEMU `-uuid` [default: the node's agent id, when it is a UUID].
     #[arg(long, value_name = "UUID", requires = "vm_policy")]
@@ -320,6 +321,12 @@ pub fn add_timed(
     let Some(reg) = get::<AgentRecord>(http, &reg_url)? else { return Ok((ExitCode::from(1), None)) };
     let ip = o.ip.clone().or(reg.ip.clone()).context("the registrar has no address for this agent: give --ip")?;
     let port = o.port.or(reg.port).context("the registrar has no port for this agent: give --port")?;
+    let on_host = match (&o.on_host, &reg.host_agent_id) {
+        (Some(given), Some(issuer)) if given != issuer => {
+            anyhow::bail!("--on-host {given}, but the registrar enrolled {uuid} as a VM of host {issuer} (whose vTPM CA issued its EK certificate)")
+        }
+        (given, issuer) => given.clone().or_else(|| issuer.clone()),
+    };
     let runtime_policy = match &o.runtime_policy {
         Some(p) => Some(B64.encode(read_text(p)?)),
         None => None,
@@ -350,7 +357,7 @@ pub fn add_timed(
         supported_version: Some(API.trim_start_matches('v').to_owned()),
         hvm_pcr: (o.hvm || o.hvm_pcr.is_some()).then(|| o.hvm_pcr.unwrap_or(cairn_agent::hvm::DEFAULT_PCR)),
         host_name: o.host_name.clone(),
-        host_agent_id: o.on_host.clone(),
+        host_agent_id: on_host,
         vm_policy,
         vm_uuid: o.vm_uuid.clone(),
         ..AddAgentRequest::default()

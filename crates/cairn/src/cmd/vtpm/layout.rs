@@ -1,7 +1,7 @@
 //! Where a vTPM lives on disk, and its inventory entry.
 //!
 //! ```text
-//! DIR/.vtpm-ca/          the vTPM CA (swtpm_localca), unless --ca-dir names another
+//! DIR/.vtpm-ca/          the vTPM CA (key blobs of the host TPM, certificate), unless --ca-dir names another
 //! DIR/VM/vtpm.json       inventory entry
 //! DIR/VM/state/          swtpm state, encrypted with the state key (AES-256-CBC)
 //! DIR/VM/statekey.pub    sealed state key: TPM2B_PUBLIC of the host TPM's sealed data object

@@ -1,6 +1,7 @@
 //! `cairn vtpm create|start|stop|destroy|list`: one swtpm per VM, its state encrypted at rest with
 //! a key only the host TPM can unseal, its EK certified by a host vTPM CA. See docs/vtpm.md.
 
+mod ca;
 mod layout;
 mod process;
 
@@ -9,7 +10,7 @@ use std::process::{Command, ExitCode};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use cairn_tpm::swtpm::{free_port_pair, SwtpmCa};
+use cairn_tpm::swtpm::free_port_pair;
 use cairn_tpm::vtpm::SealedKey;
 use cairn_tpm::{EkKind, Tpm};
 use clap::{Args, Subcommand};
@@ -102,7 +103,7 @@ pub struct CreateArgs {
     /// The host TPM the state key is sealed to, e.g. device:/dev/tpmrm0.
     #[arg(long, value_name = "TCTI")]
     host_tcti: String,
-    /// The vTPM CA directory (swtpm_localca; created if missing) [default: DIR/.vtpm-ca].
+    /// The vTPM CA directory (its key lives in the host TPM; created if missing) [default: DIR/.vtpm-ca].
     #[arg(long, value_name = "CADIR")]
     ca_dir: Option<PathBuf>,
 }
@@ -136,10 +137,11 @@ impl CreateArgs {
         write(&paths.sealed_pub(), &sealed.public)?;
         write(&paths.sealed_priv(), &sealed.private)?;
 
-        let ca = SwtpmCa::create(ca_dir).context("preparing the vTPM CA")?;
+        let now = unix_now();
+        let ca = ca::VtpmCa::open_or_create(ca_dir, &self.host_tcti, now).context("preparing the vTPM CA")?;
         make_private_dir(&paths.state())?;
-        manufacture(paths, &ca, key.as_slice())?;
-        let (ek, cert) = read_ek(paths, key.as_slice())?;
+        manufacture(paths, key.as_slice())?;
+        let (ek, cert) = certify_ek(paths, key.as_slice(), |ek| ca.issue_ek_certificate(&self.host_tcti, &ek.public, now))?;
         write(&paths.ek_cert(), &cert)?;
 
         let entry = Entry {
@@ -149,32 +151,36 @@ impl CreateArgs {
             ek_public_sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &ek.public)),
             ek_name: hex::encode(&ek.name),
             ek_cert: paths.ek_cert(),
-            ca_dir: ca.dir().to_owned(),
+            ca_dir: std::path::absolute(ca_dir).unwrap_or_else(|_| ca_dir.to_owned()),
             sealed_key: [file_name(&paths.sealed_pub()), file_name(&paths.sealed_priv())],
-            created: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            created: u64::try_from(now).unwrap_or(0),
         };
         entry.write(paths)?;
         Ok(entry)
     }
 }
 
-/// Runs swtpm_setup on the (empty) state directory: EKs and their certificates from `ca`, the
-/// state encrypted with `key`.
-fn manufacture(paths: &VmPaths, ca: &SwtpmCa, key: &[u8]) -> anyhow::Result<()> {
+/// Runs swtpm_setup on the (empty) state directory: EKs without certificates (the vTPM CA writes
+/// the RSA-2048 EK's next), the state encrypted with `key`. An empty configuration keeps any
+/// site-wide swtpm_setup.conf (and its certificate tool) out of it.
+fn manufacture(paths: &VmPaths, key: &[u8]) -> anyhow::Result<()> {
     let key_file = KeyFile::new(key, true)?;
+    let config = paths.root.join("swtpm_setup.conf");
+    write(&config, b"")?;
     let out = Command::new("swtpm_setup")
         .arg("--tpm2")
         .arg("--tpmstate")
         .arg(paths.state())
-        .args(["--create-ek-cert", "--pcr-banks", "sha256", "--cipher", "aes-256-cbc"])
+        .args(["--createek", "--pcr-banks", "sha256", "--cipher", "aes-256-cbc"])
         .arg("--keyfile")
         .arg(key_file.path())
         .arg("--config")
-        .arg(ca.setup_config())
-        .env("HOME", ca.dir())
-        .env("XDG_CONFIG_HOME", ca.dir())
-        .output()
-        .context("cannot run swtpm_setup (install swtpm-tools)")?;
+        .arg(&config)
+        .env("HOME", &paths.root)
+        .env("XDG_CONFIG_HOME", &paths.root)
+        .output();
+    let _ = std::fs::remove_file(&config);
+    let out = out.context("cannot run swtpm_setup (install swtpm-tools)")?;
     if !out.status.success() {
         bail!(
             "swtpm_setup failed ({}): {}{}",
@@ -186,8 +192,13 @@ fn manufacture(paths: &VmPaths, ca: &SwtpmCa, key: &[u8]) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Starts the new vTPM briefly on loopback TCP and reads its RSA-2048 EK and EK certificate.
-fn read_ek(paths: &VmPaths, key: &[u8]) -> anyhow::Result<(cairn_tpm::Ek, Vec<u8>)> {
+/// Starts the new vTPM briefly on loopback TCP, reads its RSA-2048 EK, writes the certificate
+/// `issue` makes for it into the EK certificate index, and reads that back.
+fn certify_ek(
+    paths: &VmPaths,
+    key: &[u8],
+    issue: impl Fn(&cairn_tpm::Ek) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<(cairn_tpm::Ek, Vec<u8>)> {
     let mut last = None;
     for _ in 0..READ_EK_ATTEMPTS {
         let port = free_port_pair()?;
@@ -196,16 +207,25 @@ fn read_ek(paths: &VmPaths, key: &[u8]) -> anyhow::Result<(cairn_tpm::Ek, Vec<u8
             last = Some(e);
             continue;
         }
-        let read = (|| -> anyhow::Result<_> {
+        let done = (|| -> anyhow::Result<_> {
             let mut tpm = Tpm::open(&format!("swtpm:host=127.0.0.1,port={port}"))?;
             let ek = tpm.ek(EkKind::Rsa2048)?;
-            let cert = tpm.ek_certificate(EkKind::Rsa2048)?.context("the new vTPM holds no RSA-2048 EK certificate")?;
+            let cert = issue(&ek)?;
+            tpm.write_ek_certificate(EkKind::Rsa2048, &cert).context("writing the EK certificate into the vTPM")?;
+            let stored = tpm.ek_certificate(EkKind::Rsa2048)?.context("the vTPM holds no RSA-2048 EK certificate")?;
+            if stored != cert {
+                bail!("the vTPM's EK certificate reads back different from what was written");
+            }
             Ok((ek, cert))
         })();
         process::stop(paths)?;
-        return read.context("reading the new vTPM's EK");
+        return done.context("certifying the new vTPM's EK");
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt made")).context("starting the new vTPM to read its EK"))
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt made")).context("starting the new vTPM to certify its EK"))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Arguments of `cairn vtpm start`.
@@ -322,6 +342,12 @@ impl ListArgs {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Creates a directory (and its parents) readable by its owner only.
+fn make_private_dir_all(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).with_context(|| format!("cannot create {}", path.display()))
 }
 
 /// Creates a directory readable by its owner only.
