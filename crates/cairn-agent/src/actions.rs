@@ -179,8 +179,11 @@ pub async fn run_program(
     timeout: Duration,
 ) -> Outcome {
     let path = program;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
+    // Through bash, which closes every descriptor above stderr first: a TPM connection the TPM owner
+    // has open at this moment must not live on in the action (see cairn_tpm::spawn).
+    let (wrapper, argv) = cairn_tpm::spawn::without_inherited_fds(program.as_os_str(), args);
+    let mut cmd = Command::new(wrapper);
+    cmd.args(argv)
         .current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::piped())

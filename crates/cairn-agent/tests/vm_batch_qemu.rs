@@ -42,6 +42,15 @@ impl Drop for Killed {
     }
 }
 
+/// QEMU started with no descriptor inherited from this process: the in-process agent's TPM commands
+/// run on other threads, and an inherited swtpm connection would block the TPM for QEMU's lifetime.
+fn qemu_command() -> Command {
+    let (program, args) = cairn_tpm::spawn::without_inherited_fds(std::ffi::OsStr::new(QEMU), std::iter::empty::<&str>());
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
 fn sha256sum(p: &Path) -> String {
     let out = Command::new("sha256sum").arg(p).output().unwrap();
     String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
@@ -52,7 +61,7 @@ fn start_vm(uuid: &str, disk: &Path, size: &str) -> Killed {
     let st = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(disk).arg(size).status().unwrap();
     assert!(st.success());
     let drive = format!("file={},format=qcow2,if=ide", disk.display());
-    let child = Command::new(QEMU)
+    let child = qemu_command()
         .args(["-machine", "pc,accel=tcg", "-m", "32", "-S", "-nodefaults", "-display", "none", "-uuid", uuid])
         .args(["-drive", &drive])
         .stdin(Stdio::null())
@@ -238,7 +247,7 @@ async fn a_vm_on_a_cairn_vtpm_carries_its_ek_and_state_digests() {
     let st = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&disk).arg("16M").status().unwrap();
     assert!(st.success());
     let vm = Killed(
-        Command::new(QEMU)
+        qemu_command()
             .args(["-machine", "pc,accel=tcg", "-m", "32", "-S", "-nodefaults", "-display", "none", "-uuid", uuid])
             .args(["-drive", &format!("file={},format=qcow2,if=ide", disk.display())])
             .args(["-chardev", &format!("socket,id=chrtpm,path={}", sock.display())])

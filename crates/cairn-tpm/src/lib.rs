@@ -32,6 +32,7 @@ pub mod ek;
 mod error;
 mod pcr;
 pub mod quote;
+pub mod spawn;
 pub mod swtpm;
 mod tpm;
 pub mod vtpm;
