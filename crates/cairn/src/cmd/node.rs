@@ -144,7 +144,7 @@ pub struct NodeOptions {
     /// [default: the host the registrar enrolled the VM under (its vTPM CA issued the VM's EK)].
     #[arg(long, value_name = "HOST_UUID")]
     on_host: Option<String>,
-    /// With --on-host: the VM's policy for its host-side evidence (a JSON file: qemu_code,
+    /// For a VM (host from --on-host or the registrar): its policy for its host-side evidence (a JSON file: qemu_code,
     /// launch_config, disks, kernel, initrd, vtpm_ek, memory — docs/vm-evidence.md). Each host round
     /// then fetches the host's VM batch once and judges the VM's leaf; a failing leaf fails the VM.
     #[arg(long, value_name = "FILE")]
