@@ -7,8 +7,8 @@
 //! this EK. A VM (`cairn_kind` vm) is judged differently: its EK certificate must chain to the
 //! vTPM CA of an enrolled host — and only to such a CA, never to the vendor trust store — and a
 //! host never has a vTPM CA accepted as its anchor. A host's `cairn_vtpm_ca` evidence must pass
-//! cairn-core's certify checks with this same registration's AK. The credential is then bound to the AK's name computed here from `aik_tpm`, so the
-//! AK that activates is the AK that is stored.
+//! cairn-core's certify checks with this same registration's AK. The credential is then bound to
+//! the AK's name computed here from `aik_tpm`, so the AK that activates is the AK that is stored.
 
 use std::net::IpAddr;
 
