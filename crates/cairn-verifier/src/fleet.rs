@@ -24,6 +24,7 @@ use crate::policies::{self, PolicyCache};
 use crate::revoke::RevocationRequest;
 use crate::spec::{CheckedAdd, NodeSpec};
 use crate::state::NodeState;
+use crate::vmbatch::VmOnHost;
 
 /// Where node tasks send what outlives a round: status writes, revocations, level changes.
 #[derive(Debug)]
@@ -56,6 +57,9 @@ pub struct Fleet {
     pub refdb: Option<Arc<RefCache>>,
     level_events: mpsc::UnboundedSender<LevelChange>,
     nodes: Mutex<HashMap<String, (Arc<Node>, AbortHandle)>>,
+    /// VM nodes with a VM policy, by host id, each with its policy parsed once when the node starts
+    /// (a host round looks its VMs up here instead of scanning the fleet and re-parsing).
+    vms_by_host: Mutex<VmIndex>,
     writer: mpsc::Sender<StatusUpdate>,
     revocations: mpsc::UnboundedSender<RevocationRequest>,
     epoch: AtomicU64,
@@ -65,6 +69,17 @@ impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fleet").finish_non_exhaustive()
     }
+}
+
+/// VM nodes with a VM policy by host id, each with its parsed policy.
+type VmIndex = HashMap<String, Vec<(Arc<Node>, VmOnHost)>>;
+
+/// Drops VM `id` from the by-host index.
+fn unindex_vm(vms: &mut VmIndex, id: &str) {
+    vms.retain(|_, list| {
+        list.retain(|(n, _)| n.id != id);
+        !list.is_empty()
+    });
 }
 
 fn poisoned() -> VerifierError {
@@ -93,6 +108,7 @@ impl Fleet {
             refdb,
             level_events,
             nodes: Mutex::new(HashMap::new()),
+            vms_by_host: Mutex::new(HashMap::new()),
             writer,
             revocations,
             epoch: AtomicU64::new(0),
@@ -118,6 +134,13 @@ impl Fleet {
     }
 
     fn spawn(self: &Arc<Self>, id: String, spec: NodeSpec, status: NodeStatus) -> Result<Arc<Node>, VerifierError> {
+        let vm = match (&spec.host_agent_id, &spec.vm_policy) {
+            (Some(host), Some(_)) => {
+                let parsed = spec.vm_policy().map_err(|e| e.to_string()).and_then(|p| p.ok_or_else(|| "no vm_uuid".to_owned()));
+                Some((host.clone(), parsed))
+            }
+            _ => None,
+        };
         let node = Arc::new(Node {
             id: id.clone(),
             spec: RwLock::new(spec),
@@ -131,7 +154,17 @@ impl Fleet {
         if let Some((_, h)) = old {
             h.abort();
         }
+        let mut vms = self.vms_by_host.lock().map_err(|_| poisoned())?;
+        unindex_vm(&mut vms, &node.id);
+        if let Some((host, parsed)) = vm {
+            vms.entry(host).or_default().push((node.clone(), parsed));
+        }
         Ok(node)
+    }
+
+    /// The VM nodes on `host` that have a VM policy, with it parsed.
+    pub fn vms_on(&self, host: &str) -> Vec<(Arc<Node>, VmOnHost)> {
+        self.vms_by_host.lock().ok().and_then(|m| m.get(host).cloned()).unwrap_or_default()
     }
 
     /// The node `id`.
@@ -215,6 +248,7 @@ impl Fleet {
     /// Removes a node and everything recorded about it.
     pub async fn delete(&self, id: &str) -> Result<(), VerifierError> {
         let removed = self.nodes.lock().map_err(|_| poisoned())?.remove(id);
+        unindex_vm(&mut *self.vms_by_host.lock().map_err(|_| poisoned())?, id);
         let s = self.store.clone();
         let key = id.to_owned();
         let existed = blocking(move || s.delete_agent(&key)).await?;

@@ -28,7 +28,6 @@
 //!   (`vm_evidence_pending`) until its host's next batch, without a revocation.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -109,25 +108,6 @@ pub fn evidence(host: &str, last: Option<&VmBatchStatus>, now_ms: i64, max_age: 
 /// A VM's id and policy, or why its policy cannot be used.
 pub type VmOnHost = Result<(VmId, VmPolicy), String>;
 
-/// The VM nodes on `host` that have a VM policy, with it (a policy that no longer parses is
-/// reported on the VM as a failure of its evidence).
-fn vms_of(fleet: &Fleet, host: &str) -> Vec<(Arc<Node>, VmOnHost)> {
-    fleet
-        .all()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|n| {
-            let spec = n.spec.read().ok()?;
-            if spec.host_agent_id.as_deref() != Some(host) || spec.vm_policy.is_none() {
-                return None;
-            }
-            let p = spec.vm_policy().map_err(|e| e.to_string()).and_then(|p| p.ok_or_else(|| "no vm_uuid".to_owned()));
-            drop(spec);
-            Some((n, p))
-        })
-        .collect()
-}
-
 /// The agent's `/cairn/v1/vms/batch` URL from its root (`https://h:p`).
 fn url(root: &str, nonce: &str) -> String {
     format!("{root}/cairn/v1/vms/batch?nonce={nonce}&mask=0x0")
@@ -165,7 +145,8 @@ pub struct HostKeys<'a> {
 /// The VM-evidence step of a host round whose own checks passed. Records each VM's verdict (failing
 /// VMs at once); returns the host's failure when the batch was refused as a whole.
 pub async fn host_step(fleet: &Fleet, host: &Node, keys: HostKeys<'_>) -> Result<Option<Failure>, Unreachable> {
-    let vms = vms_of(fleet, &host.id);
+    // A policy that does not parse is reported on its VM as a failure of its evidence.
+    let vms = fleet.vms_on(&host.id);
     if vms.is_empty() {
         return Ok(None);
     }
@@ -212,17 +193,25 @@ pub fn judge_reply(
         Err(why) if why.contains("no VM to attest") => {
             return (per_vm(&|vm| vec![evidence_failure(VmEvidenceFailure::Absent { vm: *vm })]), None);
         }
-        Err(why) => {
-            let v = FailureView { check: "vm_batch_unavailable".into(), message: format!("host {host}'s VM evidence: {why}") };
-            return (vms.iter().map(|_| vec![v.clone()]).collect(), None);
-        }
+        Err(why) => return (vms.iter().map(|_| vec![unavailable(host, why)]).collect(), None),
         Ok(batch) => batch,
     };
-    let decoded: Vec<(&str, Vec<u8>, Vec<u8>)> = batch
+    type Decoded<'r> = (&'r str, Vec<u8>, Vec<u8>);
+    let decoded: Result<Vec<Decoded<'_>>, String> = batch
         .vms
         .iter()
-        .map(|i| (i.vm.as_str(), B64.decode(&i.leaf).unwrap_or_default(), B64.decode(&i.proof).unwrap_or_default()))
+        .enumerate()
+        .map(|(n, i)| {
+            let field = |name: &str, text: &str| {
+                B64.decode(text).map_err(|e| format!("the host agent's reply is not a VM batch: vms[{n}] ({}).{name} is not base64: {e}", i.vm))
+            };
+            Ok((i.vm.as_str(), field("leaf", &i.leaf)?, field("proof", &i.proof)?))
+        })
         .collect();
+    let decoded = match decoded {
+        Ok(d) => d,
+        Err(why) => return (vms.iter().map(|_| vec![unavailable(host, &why)]).collect(), None),
+    };
     let items: Vec<BatchItem<'_>> = decoded.iter().map(|(vm, leaf, proof)| BatchItem { vm, leaf, proof }).collect();
     let hb = HostBatch { quote: &batch.quote, root: &batch.root, count: batch.count, items: &items };
     let claims: Vec<(VmId, &VmPolicy)> = vms.iter().filter_map(|p| p.as_ref().ok().map(|(v, p)| (*v, p))).collect();
@@ -238,6 +227,11 @@ pub fn judge_reply(
             (per_vm(&|_| vec![v.clone()]), Some(Failure::VmBatch(refusal)))
         }
     }
+}
+
+/// The host agent gave no usable batch: a failure of its VMs' evidence, not of the host.
+fn unavailable(host: &str, why: &str) -> FailureView {
+    FailureView { check: "vm_batch_unavailable".into(), message: format!("host {host}'s VM evidence: {why}") }
 }
 
 fn policy_failure(host: &str, why: &str) -> FailureView {
@@ -382,6 +376,13 @@ mod tests {
         assert_eq!(host.check(), "vm_batch_quote");
         assert!(host.to_string().contains("nonce_mismatch"), "{host}");
         assert!(judged[..3].iter().all(|f| f[0].check == "vm_batch_quote"), "{judged:?}");
+
+        // A leaf that is not base64: unavailable, naming the item; the host is not failed for it.
+        let mut garbled = reply(b"sent");
+        garbled.vms[1].leaf = "not base64!".into();
+        let (judged, host) = judge_reply("h1", &Ok(garbled), &ak, expected("sent"), &vms);
+        assert!(host.is_none() && judged[0][0].check == "vm_batch_unavailable", "{judged:?}");
+        assert!(judged[0][0].message.contains("vms[1]") && judged[0][0].message.contains(".leaf is not base64"), "{judged:?}");
 
         // No QEMU at all: absent; host mode off: unavailable; neither fails the host.
         let (judged, host) = judge_reply("h1", &Err("HTTP 404: no VM to attest on this host".into()), &ak, expected("sent"), &vms);
