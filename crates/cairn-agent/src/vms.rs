@@ -126,12 +126,13 @@ fn state_digest(dir: &Path) -> Result<Digest, String> {
     let mut h = Hasher::new(HashAlg::Sha256);
     let mut total = 0u64;
     for (name, path) in files {
-        let bytes = std::fs::read(&path).map_err(err)?;
-        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        total = total.saturating_add(len);
+        // Bounded before anything is read: a state directory stuffed with a huge file is refused, not loaded.
+        total = total.saturating_add(std::fs::metadata(&path).map_err(err)?.len());
         if total > MAX_VTPM_STATE {
             return Err(format!("vTPM state {}: more than {MAX_VTPM_STATE} bytes", dir.display()));
         }
+        let bytes = std::fs::read(&path).map_err(err)?;
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         h.update(&name);
         h.update(&[0]);
         h.update(&len.to_be_bytes());
